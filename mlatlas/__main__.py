@@ -1,0 +1,3 @@
+from mlatlas.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""Data the project generates itself: 2-D toy sets and 1-D target functions.
+
+Every generator takes a NumPy Generator, so the same seed gives the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def gaussian_mixture_2d(
+    n: int, k: int, rng: np.random.Generator, radius: float = 4.0, std: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """`k` isotropic Gaussians with centres evenly spaced on a circle; labels are the component."""
+    y = rng.integers(0, k, size=n)
+    angles = 2 * np.pi * np.arange(k) / k
+    centres = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    x = centres[y] + std * rng.standard_normal((n, 2))
+    return x, y.astype(np.int64)
+
+
+def two_spirals(
+    n: int, rng: np.random.Generator, turns: float = 1.5, noise: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaved Archimedean spirals r ~ theta, the second rotated by pi
+    (Lang & Witbrock 1988)."""
+    y = rng.integers(0, 2, size=n)
+    theta = np.sqrt(rng.uniform(0, 1, size=n)) * turns * 2 * np.pi
+    r = theta / (turns * 2 * np.pi) * 3.0
+    phase = np.pi * y
+    x = np.stack([r * np.cos(theta + phase), r * np.sin(theta + phase)], axis=1)
+    return x + noise * rng.standard_normal((n, 2)), y.astype(np.int64)
+
+
+def moons(n: int, rng: np.random.Generator, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles."""
+    y = rng.integers(0, 2, size=n)
+    t = rng.uniform(0, np.pi, size=n)
+    x = np.where(
+        y[:, None] == 0,
+        np.stack([np.cos(t), np.sin(t)], axis=1),
+        np.stack([1 - np.cos(t), 0.5 - np.sin(t)], axis=1),
+    )
+    return x + noise * rng.standard_normal((n, 2)), y.astype(np.int64)
+
+
+def tent(x: np.ndarray) -> np.ndarray:
+    """The tent map on [0, 1]: 2x for x < 1/2, 2 - 2x otherwise."""
+    return np.where(x < 0.5, 2 * x, 2 - 2 * x)
+
+
+def tent_iterate(x: np.ndarray, k: int) -> np.ndarray:
+    """tent applied k times: a sawtooth with 2^(k-1) teeth and 2^k linear pieces
+    (Telgarsky 2016, 'Benefits of depth in neural networks')."""
+    for _ in range(k):
+        x = tent(x)
+    return x
+
+
+FUNCTIONS_1D: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    # smooth with several frequencies: needs more hidden units the more wiggles it has
+    "wiggle": lambda x: np.sin(3 * np.pi * x) + 0.5 * np.sin(7 * np.pi * x) + 0.3 * x,
+    "step": lambda x: np.where(x < 0.0, -0.5, 0.5),
+    "gaussian_bump": lambda x: np.exp(-((x - 0.2) ** 2) / 0.02),
+    "abs": np.abs,
+}
+
+
+def function_1d(
+    name: str, n: int, rng: np.random.Generator | None = None, noise: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n` points of a named target on [-1, 1]: sorted uniform draws with `rng`, else a grid."""
+    if name not in FUNCTIONS_1D:
+        raise KeyError(f"unknown function {name!r}; known: {', '.join(FUNCTIONS_1D)}")
+    x = np.sort(rng.uniform(-1, 1, size=n)) if rng is not None else np.linspace(-1, 1, n)
+    y = FUNCTIONS_1D[name](x)
+    if noise and rng is not None:
+        y = y + noise * rng.standard_normal(n)
+    return x, y

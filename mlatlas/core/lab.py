@@ -1,0 +1,358 @@
+"""Labs and claims.
+
+A lab is a function that trains or probes something and records what it saw. It receives a
+`Lab` context that resolves its configuration for the chosen scale, logs metrics with a
+progress bar, saves figures and tables, and states falsifiable claims:
+
+    @lab("activations", insights=["saturation problems"])
+    def saturation(ctx: Lab) -> None:
+        cfg = ctx.config(depth=(4, 10, 10), steps=(50, 2000, 10000))  # smoke, default, full
+        ...
+        ctx.claim("sigmoid's gradient at layer 1 is below 1e-3 of layer 10's",
+                  value=ratio, holds=ratio < 1e-3)
+
+A config value given as a tuple of exactly three items is read as (smoke, default, full);
+give a constant sequence as a list.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mlatlas.core.figures import save_figure
+from mlatlas.guide import Topic, get_topic
+
+SCALES = ("smoke", "default", "full")
+T = TypeVar("T")
+
+
+class LabError(Exception):
+    """A lab was defined or used wrongly (a bug in the lab, not in the user's request)."""
+
+
+class ConfigError(ValueError):
+    """A user request cannot be met: bad --set key or value, bad scale. Message lists choices."""
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    topic: str  # topic slug
+    name: str
+    fn: Callable[[Lab], None]
+    insights: tuple[str, ...]
+    title: str  # first line of the docstring
+
+    @property
+    def doc(self) -> str:
+        return (self.fn.__doc__ or "").strip()
+
+    @property
+    def source(self) -> str:
+        code = self.fn.__code__
+        return f"{code.co_filename}:{code.co_firstlineno}"
+
+
+_REGISTRY: dict[str, dict[str, LabSpec]] = {}
+
+
+def _match_insight(topic: Topic, name: str) -> str:
+    for insight in topic.insights:
+        if insight.lower() == name.strip().lower():
+            return insight
+    raise LabError(
+        f"{name!r} is not an insight of topic {topic.slug}; its insights: {list(topic.insights)}"
+    )
+
+
+def lab(topic: str, insights: Sequence[str]) -> Callable[[Callable[[Lab], None]], Callable]:
+    """Register `fn` as a lab of `topic` that measures the given key insights."""
+    t = get_topic(topic)
+    resolved = tuple(_match_insight(t, i) for i in insights)
+    if not resolved:
+        raise LabError("a lab measures at least one insight")
+
+    def register(fn: Callable[[Lab], None]) -> Callable[[Lab], None]:
+        doc = (fn.__doc__ or "").strip()
+        if not doc:
+            raise LabError(f"lab {fn.__name__} needs a docstring: its first line is its title")
+        spec = LabSpec(t.slug, fn.__name__, fn, resolved, doc.splitlines()[0])
+        _REGISTRY.setdefault(t.slug, {})[spec.name] = spec
+        fn.spec = spec  # type: ignore[attr-defined]
+        return fn
+
+    return register
+
+
+@contextmanager
+def isolated_registry() -> Iterator[None]:
+    """Labs registered inside this block are forgotten at its end (for tests and scratch labs)."""
+    saved = {topic: dict(labs) for topic, labs in _REGISTRY.items()}
+    try:
+        yield
+    finally:
+        _REGISTRY.clear()
+        _REGISTRY.update(saved)
+
+
+def registered_labs(topic: str) -> list[LabSpec]:
+    return list(_REGISTRY.get(get_topic(topic).slug, {}).values())
+
+
+class Config(dict):
+    """Resolved configuration: a dict that also reads as attributes (``cfg.steps``)."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with value read as a Python literal when it is one, else as a string."""
+    if "=" not in text:
+        raise ConfigError(f"bad --set {text!r}: expected key=value, e.g. --set steps=100")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key.isidentifier():
+        raise ConfigError(f"bad --set {text!r}: {key!r} is not a setting name")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key, value
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Give an override the type of the default, or explain why it cannot have it."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, str):
+        return str(value)
+    elif isinstance(default, (list, tuple)):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        if isinstance(value, (int, float)):
+            return [value]
+    else:
+        return value
+    raise ConfigError(
+        f"bad --set {key}={value!r}: expected a {type(default).__name__} like {default!r}"
+    )
+
+
+@dataclass
+class Claim:
+    statement: str
+    insight: str
+    value: float | None
+    holds: bool
+    interval: tuple[float, float] | None = None
+    seeds: int | None = None
+    detail: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return "supported" if self.holds else "not supported"
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["verdict"] = self.verdict
+        return d
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if math.isfinite(v) else str(v)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, torch.Tensor):
+        return _jsonable(x.detach().cpu().tolist())
+    return x
+
+
+@dataclass
+class Lab:
+    """What a lab function receives: its scale, seed, device, run folder and recorders."""
+
+    spec: LabSpec
+    scale: str
+    seed: int
+    device: torch.device
+    dir: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+    show_progress: bool | None = None  # None: only on a terminal
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ConfigError(f"unknown scale {self.scale!r}; valid scales: {', '.join(SCALES)}")
+        self.topic = get_topic(self.spec.topic)
+        self.rng = np.random.default_rng(self.seed)
+        self.cfg: Config | None = None
+        self.metrics: dict[str, Any] = {}
+        self.tables: dict[str, dict[str, Any]] = {}
+        self.figures: dict[str, dict[str, Any]] = {}
+        self.claims: list[Claim] = []
+        self.datasets: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        self._t0 = time.perf_counter()
+        self._bar: tqdm | None = None
+        self._metrics_file = self.dir / "metrics.jsonl"
+
+    # configuration -------------------------------------------------------------------
+    def config(self, **settings: Any) -> Config:
+        """Resolve settings for this scale; apply --set overrides; write config.json."""
+        if self.cfg is not None:
+            raise LabError("ctx.config() is called once per lab")
+        level = SCALES.index(self.scale)
+        cfg = Config()
+        for key, value in settings.items():
+            cfg[key] = value[level] if isinstance(value, tuple) and len(value) == 3 else value
+        unknown = sorted(set(self.overrides) - set(cfg))
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)} for lab {self.spec.name}; "
+                f"valid settings: {', '.join(sorted(cfg))}"
+            )
+        for key, value in self.overrides.items():
+            cfg[key] = _coerce(key, value, cfg[key])
+        self.cfg = cfg
+        self._write_json("config.json", self._config_record())
+        return cfg
+
+    def _config_record(self) -> dict[str, Any]:
+        return {
+            "topic": self.spec.topic,
+            "lab": self.spec.name,
+            "scale": self.scale,
+            "seed": self.seed,
+            "device": str(self.device),
+            "settings": _jsonable(dict(self.cfg or {})),
+            "overrides": _jsonable(self.overrides),
+        }
+
+    # recording -------------------------------------------------------------------
+    def progress(self, iterable: Iterable[T] | int, desc: str = "", total: int | None = None):
+        """A progress bar over `iterable` (or range(n)); `log` shows metrics on it."""
+        it = range(iterable) if isinstance(iterable, int) else iterable
+        disable = (
+            (not sys.stderr.isatty()) if self.show_progress is None else not self.show_progress
+        )
+        self._bar = tqdm(
+            it, desc=f"{self.spec.name} {desc}".strip(), total=total, disable=disable, leave=False
+        )
+        return self._bar
+
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        """Append one line to metrics.jsonl and show the values on the progress bar."""
+        row = {"step": step, **_jsonable(metrics), "time_s": round(self.elapsed, 3)}
+        with self._metrics_file.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._bar is not None and not self._bar.disable:
+            shown = {k: f"{v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))}
+            self._bar.set_postfix(shown, refresh=False)
+
+    def metric(self, name: str, value: Any) -> None:
+        """A summary number for result.json (final accuracy, steps to target, ...)."""
+        self.metrics[name] = _jsonable(value)
+
+    def table(self, name: str, rows: list[dict[str, Any]], note: str = "") -> None:
+        if not rows:
+            raise LabError(f"table {name!r} has no rows")
+        columns = list(rows[0])
+        self.tables[name] = {"columns": columns, "rows": _jsonable(rows), "note": note}
+
+    def figure(self, name: str, fig: Any, caption: str = "") -> None:
+        paths = save_figure(fig, self.dir / name)
+        self.figures[name] = {"files": [p.name for p in paths], "caption": caption}
+
+    def note(self, text: str) -> None:
+        """A sentence for the reader of the result (which engine ran, what was skipped, ...)."""
+        self.notes.append(text)
+
+    def dataset(self, record: dict[str, Any]) -> None:
+        """Record a dataset the lab used (core.data returns these records)."""
+        if record not in self.datasets:
+            self.datasets.append(_jsonable(record))
+
+    def claim(
+        self,
+        statement: str,
+        value: float | None,
+        holds: bool,
+        insight: str | None = None,
+        *,
+        interval: tuple[float, float] | None = None,
+        seeds: int | None = None,
+        detail: str = "",
+    ) -> Claim:
+        """State a falsifiable sentence about a measured value and whether it held."""
+        if insight is None:
+            if len(self.spec.insights) != 1:
+                raise LabError(
+                    f"lab {self.spec.name} measures {len(self.spec.insights)} insights; "
+                    f"name one of {list(self.spec.insights)} for claim {statement!r}"
+                )
+            insight = self.spec.insights[0]
+        insight = _match_insight(self.topic, insight)
+        if insight not in self.spec.insights:
+            raise LabError(f"insight {insight!r} is not declared by lab {self.spec.name}")
+        c = Claim(
+            statement=statement,
+            insight=insight,
+            value=None if value is None else float(value),
+            holds=bool(holds),
+            interval=None if interval is None else (float(interval[0]), float(interval[1])),
+            seeds=seeds,
+            detail=detail,
+        )
+        self.claims.append(c)
+        return c
+
+    def checkpoint_path(self, name: str) -> Path:
+        return self.dir / "checkpoints" / name
+
+    # bookkeeping -------------------------------------------------------------------
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def _write_json(self, name: str, obj: Any) -> None:
+        tmp = self.dir / f".{name}.tmp"
+        tmp.write_text(json.dumps(_jsonable(obj), indent=2))
+        tmp.replace(self.dir / name)
+
+    def seeds(self, n: int) -> Iterator[int]:
+        """`n` derived seeds for repeated measurements (seed, seed+1, ...)."""
+        return iter(range(self.seed, self.seed + n))
