@@ -13,7 +13,15 @@ from typing import NoReturn
 
 from mlatlas.core.data import REGISTRY, is_available
 from mlatlas.core.lab import SCALES, ConfigError, parse_override
-from mlatlas.core.runner import RunResult, discover, get_lab, has_code, list_runs, run_lab
+from mlatlas.core.runner import (
+    RunResult,
+    discover,
+    get_lab,
+    has_code,
+    latest_runs,
+    list_runs,
+    run_lab,
+)
 from mlatlas.core.runtime import DEVICES, DeviceError
 from mlatlas.guide import (
     LANDSCAPE,
@@ -109,12 +117,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not labs:
         print("\nLabs: none yet (the topic's code is planned).")
         return 0
+    latest = latest_runs(args.out)
     print("\nLabs:")
     for spec in labs:
         print(f"  {spec.name}: {spec.title}")
         print(f"      insights: {', '.join(spec.insights)}")
-        claims = _claim_statements(spec.fn)
-        for c in claims:
+        run = latest.get((t.slug, spec.name))
+        if run and run.get("status") == "ok":
+            print(f"      last run: {run['scale']} scale, seed {run['seed']}, {run['dir']}")
+            for c in run["claims"]:
+                verdict = "supported" if c["holds"] else "NOT SUPPORTED"
+                line = f"{c['statement']} -> {_fmt(c['value'])} ({verdict})"
+                print(
+                    textwrap.fill(
+                        line, w, initial_indent="      claim: ", subsequent_indent=" " * 13
+                    )
+                )
+            continue
+        for c in _claim_statements(spec.fn):
             print(textwrap.fill(c, w, initial_indent="      claim: ", subsequent_indent=" " * 13))
     pkg = Path(inspect.getfile(sys.modules[t.module]))
     print("\nSource files:")
@@ -279,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("show", help="one topic: description, insights, labs, source")
     s.add_argument("topic", help="number, slug or alias")
+    s.add_argument("--out", default="runs", help="where to look for the last runs")
     s.set_defaults(fn=cmd_show)
 
     s = sub.add_parser("path", help="a learning track with its prerequisites, in order")
