@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -212,7 +213,7 @@ class Lab:
     device: torch.device
     dir: Path
     overrides: dict[str, Any] = field(default_factory=dict)
-    show_progress: bool | None = None  # None: only on a terminal
+    show_progress: bool | None = None  # None: MLATLAS_PROGRESS=1/0, else only on a terminal
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -266,9 +267,11 @@ class Lab:
     def progress(self, iterable: Iterable[T] | int, desc: str = "", total: int | None = None):
         """A progress bar over `iterable` (or range(n)); `log` shows metrics on it."""
         it = range(iterable) if isinstance(iterable, int) else iterable
-        disable = (
-            (not sys.stderr.isatty()) if self.show_progress is None else not self.show_progress
-        )
+        show = self.show_progress
+        if show is None:
+            env = os.environ.get("MLATLAS_PROGRESS", "")
+            show = env == "1" if env in ("0", "1") else sys.stderr.isatty()
+        disable = not show
         self._bar = tqdm(
             it, desc=f"{self.spec.name} {desc}".strip(), total=total, disable=disable, leave=False
         )
