@@ -28,6 +28,21 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def batches_for_steps(
+    n: int, batch_size: int, steps: int, rng: np.random.Generator
+) -> Iterator[torch.Tensor]:
+    """Exactly `steps` minibatches of indices, reshuffling at each epoch boundary."""
+    done = 0
+    while done < steps:
+        for idx in minibatches(n, batch_size, rng):
+            if len(idx) < batch_size and n >= batch_size:
+                continue  # keep every step the same size
+            yield torch.from_numpy(idx)
+            done += 1
+            if done == steps:
+                return
+
+
 def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Indices of one shuffled epoch in batches (the last one may be smaller)."""
     order = rng.permutation(n)

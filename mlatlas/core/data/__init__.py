@@ -44,6 +44,7 @@ from mlatlas.core.data.synthetic import (
     tent_iterate,
     two_spirals,
 )
+from mlatlas.core.data.tasks import IMAGE_SETS, Split, image_classification
 
 
 def record(name: str, **params: object) -> dict:
@@ -63,6 +64,7 @@ __all__ = [
     "ADULT_NUMERIC",
     "FASHION_CLASSES",
     "FUNCTIONS_1D",
+    "IMAGE_SETS",
     "REGISTRY",
     "Adult",
     "ChecksumError",
@@ -72,12 +74,14 @@ __all__ = [
     "DatasetMissingError",
     "Omniglot",
     "OneShotRun",
+    "Split",
     "cache_dir",
     "data_dirs",
     "download",
     "function_1d",
     "gaussian_mixture_2d",
     "get_dataset",
+    "image_classification",
     "is_available",
     "load_adult",
     "load_digits",
