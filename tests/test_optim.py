@@ -1,0 +1,137 @@
+"""Optimizers and schedules equal torch.optim step for step (float64, 1e-6 over >= 100 steps)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from mlatlas.foundations import optim as ours
+
+CASES = [
+    ("sgd", lambda p: ours.SGD(p, lr=0.05), lambda p: torch.optim.SGD(p, lr=0.05)),
+    (
+        "momentum",
+        lambda p: ours.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-2),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-2),
+    ),
+    (
+        "nesterov",
+        lambda p: ours.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+    ),
+    (
+        "adagrad",
+        lambda p: ours.Adagrad(p, lr=0.1, weight_decay=1e-3),
+        lambda p: torch.optim.Adagrad(p, lr=0.1, weight_decay=1e-3),
+    ),
+    (
+        "rmsprop",
+        lambda p: ours.RMSprop(p, lr=0.01, alpha=0.9),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9),
+    ),
+    (
+        "rmsprop_momentum",
+        lambda p: ours.RMSprop(p, lr=0.01, momentum=0.5, weight_decay=1e-2),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.5, weight_decay=1e-2),
+    ),
+    (
+        "adam",
+        lambda p: ours.Adam(p, lr=0.01, betas=(0.8, 0.99), weight_decay=1e-2),
+        lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), weight_decay=1e-2),
+    ),
+    (
+        "adamw",
+        lambda p: ours.AdamW(p, lr=0.01, weight_decay=0.1),
+        lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1),
+    ),
+]
+
+
+def _problem(seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)
+    ).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.5)
+    x = torch.randn(64, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (64,), generator=gen)
+    return model, x, y
+
+
+@pytest.mark.parametrize(("name", "make_ours", "make_ref"), CASES, ids=[c[0] for c in CASES])
+def test_optimizer_equals_torch_for_150_steps(name, make_ours, make_ref):
+    a, x, y = _problem(0)
+    b, _, _ = _problem(0)
+    opt_a, opt_b = make_ours(a.parameters()), make_ref(b.parameters())
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(150):
+        idx = torch.randint(0, 64, (16,), generator=gen)
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-6, atol=1e-8)
+
+
+def test_nesterov_needs_momentum():
+    with pytest.raises(ValueError, match="momentum > 0"):
+        ours.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, nesterov=True)
+
+
+def _torch_lrs(make, steps: int, lr: float = 0.1) -> list[float]:
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=lr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched = make(opt)
+        out = []
+        for _ in range(steps):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+    return out
+
+
+def _our_lrs(schedule, steps: int) -> list[float]:
+    p = torch.zeros(1, requires_grad=True)
+    opt = ours.SGD([p], lr=0.0)
+    s = ours.Scheduled(opt, schedule)
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        s.step()
+    return out
+
+
+LR = torch.optim.lr_scheduler
+SCHEDULES = [
+    ("step", ours.step_decay(0.1, 30, 0.5), lambda o: LR.StepLR(o, 30, 0.5)),
+    ("exponential", ours.exponential(0.1, 0.97), lambda o: LR.ExponentialLR(o, 0.97)),
+    ("cosine", ours.cosine(0.1, 200, 1e-3), lambda o: LR.CosineAnnealingLR(o, 200, 1e-3)),
+    (
+        "warmup_cosine",
+        ours.warmup_cosine(0.1, 20, 200, start_factor=0.1),
+        lambda o: LR.SequentialLR(
+            o,
+            [LR.LinearLR(o, 0.1, total_iters=20), LR.CosineAnnealingLR(o, 180)],
+            milestones=[20],
+        ),
+    ),
+    ("one_cycle", ours.one_cycle(0.1, 200), lambda o: LR.OneCycleLR(o, 0.1, total_steps=200)),
+]
+
+
+@pytest.mark.parametrize(("name", "schedule", "make"), SCHEDULES, ids=[s[0] for s in SCHEDULES])
+def test_schedules_equal_torch(name, schedule, make):
+    torch.testing.assert_close(
+        torch.tensor(_our_lrs(schedule, 200), dtype=torch.float64),
+        torch.tensor(_torch_lrs(make, 200), dtype=torch.float64),
+        rtol=1e-9,
+        atol=1e-12,
+    )
