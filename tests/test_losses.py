@@ -1,0 +1,178 @@
+"""Losses equal torch (values and gradients, float64, rtol 1e-8) or closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mlatlas.foundations import losses as L
+
+TOL = {"rtol": 1e-8, "atol": 1e-10}
+
+
+def _pair(fn_ours, fn_ref, *tensors):
+    """Compare outputs and gradients w.r.t. every float input."""
+    a = [t.clone().requires_grad_(t.is_floating_point()) for t in tensors]
+    b = [t.clone().requires_grad_(t.is_floating_point()) for t in tensors]
+    out_a, out_b = fn_ours(*a), fn_ref(*b)
+    torch.testing.assert_close(out_a, out_b, **TOL)
+    out_a.backward()
+    out_b.backward()
+    for ta, tb in zip(a, b, strict=True):
+        if ta.is_floating_point():
+            torch.testing.assert_close(ta.grad, tb.grad, **TOL)
+
+
+def _data(seed=0, n=64, c=5, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, c, generator=g, dtype=torch.float64) * scale
+    z[0, 0], z[1, 1], z[2] = 60.0, -60.0, 0.0  # large |z| and an all-tied row
+    y = torch.randint(0, c, (n,), generator=g)
+    return g, z, y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_regression_losses(seed):
+    g, z, _ = _data(seed)
+    t = torch.randn(z.shape, generator=g, dtype=torch.float64) * 3
+    t[3] = z[3]  # zero residuals
+    _pair(L.mse, F.mse_loss, z, t)
+    _pair(L.mae, F.l1_loss, z, t)
+    for delta in (0.5, 1.0, 4.0):
+        _pair(
+            lambda a, b, d=delta: L.huber(a, b, d),
+            lambda a, b, d=delta: F.huber_loss(a, b, delta=d),
+            z,
+            t,
+        )
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_cross_entropy_with_smoothing_and_weights(smoothing):
+    g, z, y = _data()
+    _pair(
+        lambda a: L.cross_entropy(a, y, smoothing),
+        lambda a: F.cross_entropy(a, y, label_smoothing=smoothing),
+        z,
+    )
+    w = torch.rand(5, generator=g, dtype=torch.float64) + 0.1
+    _pair(
+        lambda a: L.cross_entropy(a, y, smoothing, weight=w),
+        lambda a: F.cross_entropy(a, y, weight=w, label_smoothing=smoothing),
+        z,
+    )
+
+
+def test_bce_kl_hinge():
+    g, z, _ = _data()
+    logit = z[:, 0]
+    yb = torch.randint(0, 2, (64,), generator=g).double()
+    _pair(
+        lambda a: L.bce_with_logits(a, yb),
+        lambda a: F.binary_cross_entropy_with_logits(a, yb),
+        logit,
+    )
+    _pair(
+        lambda a: L.bce_with_logits(a, yb, pos_weight=3.0),
+        lambda a: F.binary_cross_entropy_with_logits(
+            a, yb, pos_weight=torch.tensor(3.0, dtype=torch.float64)
+        ),
+        logit,
+    )
+    p = torch.softmax(torch.randn(64, 5, generator=g, dtype=torch.float64), 1)
+    p[0] = torch.tensor([1.0, 0, 0, 0, 0], dtype=torch.float64)  # zeros in the target
+    _pair(
+        lambda a: L.kl_div(L.log_softmax(a), p),
+        lambda a: F.kl_div(F.log_softmax(a, 1), p, reduction="batchmean"),
+        z,
+    )
+    _, z2, y2 = _data(3)
+    for m in (0.5, 1.0):
+        _pair(
+            lambda a, m=m: L.multiclass_hinge(a, y2, m),
+            lambda a, m=m: F.multi_margin_loss(a, y2, margin=m),
+            z2,
+        )
+    ypm = yb * 2 - 1
+    closed = torch.clamp(1 - ypm * logit, min=0).mean()
+    torch.testing.assert_close(L.binary_hinge(logit, ypm), closed)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 5.0])
+def test_focal_losses(gamma):
+    g, z, y = _data()
+    logit = z[:, 1]
+    yb = (torch.rand(64, generator=g) > 0.7).double()
+    if gamma == 0:
+        _pair(
+            lambda a: L.focal_binary(a, yb, 0.0),
+            lambda a: F.binary_cross_entropy_with_logits(a, yb),
+            logit,
+        )
+        _pair(lambda a: L.focal_multiclass(a, y, 0.0), lambda a: F.cross_entropy(a, y), z)
+    # closed form, written the naive way on moderate logits
+    zm = logit.clamp(-15, 15)
+    p = torch.sigmoid(zm)
+    p_t = torch.where(yb > 0.5, p, 1 - p)
+    a_t = torch.where(yb > 0.5, 0.25, 0.75)
+    naive = (-a_t * (1 - p_t) ** gamma * torch.log(p_t)).mean()
+    torch.testing.assert_close(
+        L.focal_binary(zm, yb, gamma, alpha=0.25), naive, rtol=1e-10, atol=1e-12
+    )
+    q = torch.softmax(z.clamp(-15, 15), 1).gather(1, y[:, None])[:, 0]
+    naive_mc = (-((1 - q) ** gamma) * torch.log(q)).mean()
+    torch.testing.assert_close(L.focal_multiclass(z.clamp(-15, 15), y, gamma), naive_mc)
+    assert torch.isfinite(
+        L.focal_binary(
+            torch.tensor([1e4, -1e4], dtype=torch.float64), torch.tensor([0.0, 1.0]), gamma
+        )
+    )
+
+
+def test_focal_gradient_finite_differences():
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(20, generator=g, dtype=torch.float64, requires_grad=True)
+    y = (torch.rand(20, generator=g) > 0.5).double()
+    assert torch.autograd.gradcheck(lambda a: L.focal_binary(a, y, 2.0, 0.25), (z,))
+    z2 = torch.randn(8, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    y2 = torch.randint(0, 4, (8,), generator=g)
+    assert torch.autograd.gradcheck(lambda a: L.focal_multiclass(a, y2, 1.5), (z2,))
+
+
+def test_metric_losses():
+    g = torch.Generator().manual_seed(0)
+    a, p, n = (torch.randn(32, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    p[0] = a[0]  # coincident pair: the eps keeps the gradient finite
+    for m in (0.2, 1.0, 5.0):
+        _pair(
+            lambda x, y_, z, m=m: L.triplet(x, y_, z, m),
+            lambda x, y_, z, m=m: F.triplet_margin_loss(x, y_, z, margin=m),
+            a,
+            p,
+            n,
+        )
+    same = (torch.rand(32, generator=g) > 0.5).double()
+    d = F.pairwise_distance(a, p)
+    closed = (same * d**2 + (1 - same) * torch.clamp(1.0 - d, min=0) ** 2).mean() / 2
+    torch.testing.assert_close(L.contrastive_margin(a, p, same), closed)
+
+
+def test_nt_xent_against_a_loop():
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = (torch.randn(6, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    t = 0.3
+    z = torch.cat([z1, z2])
+    z = z / z.norm(dim=1, keepdim=True)
+    n2 = len(z)
+    total = 0.0
+    for i in range(n2):
+        j = (i + 6) % n2
+        denom = sum(math.exp(float(z[i] @ z[k]) / t) for k in range(n2) if k != i)
+        total += -math.log(math.exp(float(z[i] @ z[j]) / t) / denom)
+    assert abs(L.nt_xent(z1, z2, t).item() - total / n2) < 1e-10
+    # identical views of well-separated points: the loss approaches its floor 0 as t -> 0
+    e = torch.eye(4, dtype=torch.float64)
+    assert L.nt_xent(e, e, 0.05).item() < 1e-6
