@@ -176,3 +176,12 @@ def test_bootstrap_interval_covers_the_mean():
     assert bootstrap_ci([2.0]) == (2.0, 2.0)
     with pytest.raises(ValueError):
         bootstrap_ci([])
+
+
+def test_mean_and_geometric_mean_intervals():
+    from mlatlas.core import geometric_mean_ci, mean_ci
+
+    m, (lo, hi) = mean_ci([1.0, 2.0, 3.0, 4.0])
+    assert m == 2.5 and lo < 2.5 < hi
+    g, (glo, ghi) = geometric_mean_ci([1e-6, 1e-4, 1e-2])
+    assert abs(g - 1e-4) < 1e-12 and glo < g < ghi

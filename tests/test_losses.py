@@ -132,6 +132,17 @@ def test_focal_losses(gamma):
     )
 
 
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 2.0])
+def test_focal_gradient_finite_when_confident(gamma):
+    z = torch.tensor([30.0, -30.0, 100.0, 0.0], requires_grad=True)  # float32: p_t rounds to 1
+    y = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    L.focal_binary(z, y, gamma).backward()
+    assert torch.isfinite(z.grad).all()
+    zm = torch.tensor([[50.0, 0.0, -50.0], [0.0, 0.0, 0.0]], requires_grad=True)
+    L.focal_multiclass(zm, torch.tensor([0, 1]), gamma).backward()
+    assert torch.isfinite(zm.grad).all()
+
+
 def test_focal_gradient_finite_differences():
     g = torch.Generator().manual_seed(5)
     z = torch.randn(20, generator=g, dtype=torch.float64, requires_grad=True)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from mlatlas.core import Lab, bootstrap_ci, lab, new_figure
 from mlatlas.core.data import FUNCTIONS_1D, image_classification, record
+from mlatlas.core.stats import geometric_mean_ci, mean_ci
 from mlatlas.core.train import accuracy, batches_for_steps
 from mlatlas.foundations.activations.functions import ACTIVATIONS, get_activation, mlp
 
@@ -165,11 +166,7 @@ def saturation(ctx: Lab) -> None:
         "saturation", fig, "Derivatives, gradients by layer at init, saturation in training."
     )
 
-    def geo_ci(r: np.ndarray) -> tuple[float, tuple[float, float]]:
-        lo, hi = bootstrap_ci(np.log10(r))
-        return float(10 ** np.log10(r).mean()), (10**lo, 10**hi)
-
-    v, ci = geo_ci(ratio["sigmoid"])
+    v, ci = geometric_mean_ci(ratio["sigmoid"])
     ctx.claim(
         f"With the same LeCun-normal init, sigmoid's layer-1 gradient is below 1e-3 of its "
         f"layer-{cfg.depth} gradient",
@@ -190,7 +187,7 @@ def saturation(ctx: Lab) -> None:
         seeds=cfg.seeds,
         detail=f"value: smallest ratio over non-saturating activations ({worst}) / sigmoid's",
     )
-    v, ci = geo_ci(ratio["selu"])
+    v, ci = geometric_mean_ci(ratio["selu"])
     ctx.claim(
         f"SELU, with the LeCun-normal init it was designed for (Klambauer et al. 2017), keeps "
         f"layer 1's gradient within a factor 10 of layer {cfg.depth}'s",
@@ -424,12 +421,13 @@ def dead_units(ctx: Lab) -> None:
     n_pair = min(len(shares[("relu", cfg.high_lr)]), len(shares[("relu", cfg.low_lr)]))
     if n_pair == 0:
         raise RuntimeError(f"every ReLU run diverged at lr {cfg.high_lr}: lower high_lr")
-    diff = shares[("relu", cfg.high_lr)][:n_pair] - shares[("relu", cfg.low_lr)][:n_pair]
-    lo, hi = bootstrap_ci(diff)
+    mean, (lo, hi) = mean_ci(
+        shares[("relu", cfg.high_lr)][:n_pair] - shares[("relu", cfg.low_lr)][:n_pair]
+    )
     ctx.claim(
         f"High-LR training (lr {cfg.high_lr}) leaves more dead ReLU units than low-LR training "
         f"(lr {cfg.low_lr})",
-        value=float(diff.mean()),
+        value=mean,
         holds=lo > 0,
         interval=(lo, hi),
         seeds=cfg.seeds,

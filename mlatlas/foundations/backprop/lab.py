@@ -15,6 +15,7 @@ from sklearn.model_selection import train_test_split
 
 from mlatlas.core import Lab, bootstrap_ci, lab, new_figure, save_checkpoint, spearman
 from mlatlas.core.data import FUNCTIONS_1D, load_digits, record, tent_iterate
+from mlatlas.core.stats import geometric_mean_ci
 from mlatlas.core.train import count_params, make_mlp, minibatches, rmse
 from mlatlas.foundations.backprop.autograd import Tensor, cross_entropy, no_grad
 from mlatlas.foundations.backprop.nn import ACTIVATIONS, MLP, SGD
@@ -297,11 +298,7 @@ def gradient_flow(ctx: Lab) -> None:
     ax[0, 0].legend(fontsize=7)
     ctx.figure("grad_norm_by_layer", fig, "Backpropagated signal and weight gradients at init.")
 
-    def geo(r: np.ndarray) -> tuple[float, tuple[float, float]]:
-        lo, hi = bootstrap_ci(np.log10(r))
-        return float(10 ** np.log10(r).mean()), (10**lo, 10**hi)
-
-    v, ci = geo(ratios["sigmoid, U(+-1/sqrt(n))"])
+    v, ci = geometric_mean_ci(ratios["sigmoid, U(+-1/sqrt(n))"])
     ctx.claim(
         f"Sigmoid with PyTorch's default init: the signal reaching layer 1 is below 1e-3 of "
         f"that at layer {cfg.depth} (vanishing)",
@@ -311,7 +308,7 @@ def gradient_flow(ctx: Lab) -> None:
         interval=ci,
         seeds=cfg.seeds,
     )
-    v, ci = geo(ratios["ReLU, He normal"])
+    v, ci = geometric_mean_ci(ratios["ReLU, He normal"])
     ctx.claim(
         f"ReLU with He init: the signal at layer 1 is within a factor 10 of layer {cfg.depth}'s",
         value=v,
@@ -320,7 +317,7 @@ def gradient_flow(ctx: Lab) -> None:
         interval=ci,
         seeds=cfg.seeds,
     )
-    v, ci = geo(ratios["ReLU, 2.5 x He"])
+    v, ci = geometric_mean_ci(ratios["ReLU, 2.5 x He"])
     ctx.claim(
         f"ReLU with 2.5x He std: the signal at layer 1 exceeds 1e3 x layer {cfg.depth}'s "
         "(exploding)",

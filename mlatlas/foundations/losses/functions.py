@@ -98,9 +98,11 @@ def focal_binary(z: Tensor, y: Tensor, gamma: float = 2.0, alpha: float | None =
     (1 - p_t)^g shrinks the loss of well-classified examples, so the many easy negatives of
     an imbalanced problem stop dominating the gradient. g = 0 and no alpha is BCE.
     """
-    logp_t = torch.where(y > 0.5, log_sigmoid(z), log_sigmoid(-z))
-    p_t = logp_t.exp()
-    loss = -((1 - p_t) ** gamma) * logp_t
+    z_t = torch.where(y > 0.5, z, -z)  # the logit of the true label
+    logp_t = log_sigmoid(z_t)
+    # (1 - p_t)^g as exp(g log(1 - p_t)) with log(1 - p_t) = log s(-z_t): for g < 1 the
+    # power's derivative is infinite where p_t rounds to 1, this form stays finite
+    loss = -torch.exp(gamma * log_sigmoid(-z_t)) * logp_t
     if alpha is not None:
         loss = torch.where(y > 0.5, alpha * loss, (1 - alpha) * loss)
     return loss.mean()
@@ -108,8 +110,12 @@ def focal_binary(z: Tensor, y: Tensor, gamma: float = 2.0, alpha: float | None =
 
 def focal_multiclass(z: Tensor, y: Tensor, gamma: float = 2.0) -> Tensor:
     """-(1 - p_y)^g log p_y; g = 0 is cross-entropy."""
-    logp_y = log_softmax(z).gather(1, y[:, None])[:, 0]
-    return (-((1 - logp_y.exp()) ** gamma) * logp_y).mean()
+    lse = z.logsumexp(dim=1)
+    logp_y = z.gather(1, y[:, None])[:, 0] - lse
+    # log(1 - p_y) = logsumexp over the other classes - logsumexp over all: finite for any z
+    others = z.scatter(1, y[:, None], float("-inf"))
+    log1m_p = others.logsumexp(dim=1) - lse
+    return (-torch.exp(gamma * log1m_p) * logp_y).mean()
 
 
 def pairwise_distance(a: Tensor, b: Tensor, eps: float = 1e-6) -> Tensor:

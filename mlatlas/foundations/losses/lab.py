@@ -16,6 +16,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from mlatlas.core import Lab, bootstrap_ci, lab, new_figure
 from mlatlas.core.data import image_classification
+from mlatlas.core.stats import mean_ci
 from mlatlas.core.train import accuracy, batches_for_steps, make_mlp
 from mlatlas.foundations.losses.functions import (
     bce_with_logits,
@@ -143,12 +144,13 @@ def mse_vs_ce(ctx: Lab) -> None:
     ax[0, 1].set(title="test accuracy", xlabel="step")
     ax[0, 1].legend()
     ctx.figure("mse_vs_ce", fig, "Gradients when wrong, and training curves.")
-    diff = np.array(best["cross_entropy"]["accs"]) - np.array(best["mse_on_softmax"]["accs"])
-    lo, hi = bootstrap_ci(diff)
+    mean, (lo, hi) = mean_ci(
+        np.array(best["cross_entropy"]["accs"]) - np.array(best["mse_on_softmax"]["accs"])
+    )
     ctx.claim(
         "Each at its best learning rate, cross-entropy ends with higher test accuracy than MSE "
         "on softmax outputs at the same step budget",
-        value=float(diff.mean()),
+        value=mean,
         holds=lo > 0,
         interval=(lo, hi),
         seeds=cfg.seeds,
@@ -290,10 +292,10 @@ def focal_imbalanced(ctx: Lab) -> None:
         d = np.array([m[key] for m in metrics["focal_2"]]) - np.array(
             [m[key] for m in metrics["ce"]]
         )
-        lo, hi = bootstrap_ci(d)
+        mean, (lo, hi) = mean_ci(d)
         ctx.claim(
             f"Focal loss (gamma 2) improves minority-class {label} over cross-entropy",
-            value=float(d.mean()),
+            value=mean,
             holds=lo > 0,
             interval=(lo, hi),
             seeds=cfg.seeds,
@@ -302,10 +304,10 @@ def focal_imbalanced(ctx: Lab) -> None:
     d = np.array([m["balanced_acc"] for m in metrics["weighted_ce"]]) - np.array(
         [m["balanced_acc"] for m in metrics["ce"]]
     )
-    lo, hi = bootstrap_ci(d)
+    mean, (lo, hi) = mean_ci(d)
     ctx.claim(
         "Class-weighted cross-entropy improves balanced accuracy over plain cross-entropy",
-        value=float(d.mean()),
+        value=mean,
         holds=lo > 0,
         interval=(lo, hi),
         seeds=cfg.seeds,
@@ -416,11 +418,11 @@ def contrastive_embedding(ctx: Lab) -> None:
     ctx.figure("embeddings", fig, "2-D PCA of held-out embeddings, coloured by class.")
     for m in ("triplet", "nt_xent"):
         d = np.array(results[m]) - np.array(results["untrained"])
-        lo, hi = bootstrap_ci(d)
+        mean, (lo, hi) = mean_ci(d)
         ctx.claim(
             f"Training with {m} raises held-out 5-NN accuracy over the same untrained network by "
             "at least 5 points",
-            value=float(d.mean()),
+            value=mean,
             holds=lo >= 0.05,
             interval=(lo, hi),
             seeds=cfg.seeds,
@@ -540,11 +542,11 @@ def curriculum(ctx: Lab) -> None:
     for noisy in (False, True):
         for budget in cfg.budgets:
             d = acc[(noisy, budget, "curriculum")] - acc[(noisy, budget, "random")]
-            lo, hi = bootstrap_ci(d)
+            mean, (lo, hi) = mean_ci(d)
             ctx.claim(
                 f"With {'noisy' if noisy else 'clean'} labels and {budget} steps, easy-to-hard "
                 "ordering beats random ordering",
-                value=float(d.mean()),
+                value=mean,
                 holds=lo > 0,
                 interval=(lo, hi),
                 seeds=cfg.seeds,

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from mlatlas.core import Lab, bootstrap_ci, lab, new_figure
 from mlatlas.core.data import image_classification, load_adult, record
+from mlatlas.core.stats import mean_ci
 from mlatlas.core.train import accuracy, batches_for_steps, make_mlp
 from mlatlas.foundations.optim.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 from mlatlas.foundations.optim.schedules import (
@@ -579,11 +580,11 @@ def schedules(ctx: Lab) -> None:
     ctx.figure("schedules", fig, "The LR range test and the three schedules compared.")
     for name in ("warmup_cosine", "one_cycle"):
         diff = np.array(accs[name]) - np.array(accs["constant"])
-        dlo, dhi = bootstrap_ci(diff)
+        mean, (dlo, dhi) = mean_ci(diff)
         ctx.claim(
             f"At equal budget {name.replace('_', ' + ' if name == 'warmup_cosine' else '-')} "
             "beats a constant lr in test accuracy",
-            value=float(diff.mean()),
+            value=mean,
             holds=dlo > 0,
             interval=(dlo, dhi),
             seeds=cfg.seeds,
