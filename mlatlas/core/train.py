@@ -61,3 +61,27 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 40
 def rmse(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> float:
     diff = np.asarray(pred, dtype=np.float64) - np.asarray(target, dtype=np.float64)
     return float(np.sqrt(np.mean(diff**2)))
+
+
+def fit_classifier(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    lr: float = 1e-3,
+    on_step=None,
+) -> nn.Module:
+    """Adam on cross-entropy for `steps` minibatches; `on_step(step, loss)` after each step."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for step, idx in enumerate(batches_for_steps(len(x), batch_size, steps, rng), 1):
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        if on_step is not None:
+            on_step(step, loss.item())
+    model.eval()
+    return model

@@ -153,8 +153,9 @@ def saturation(ctx: Lab) -> None:
             ax[0, 0].plot(x.numpy(), act.df(x).numpy(), label=name)
     ax[0, 0].set(xlim=(-6, 6), title="derivatives phi'(x)", xlabel="x")
     ax[0, 0].legend(fontsize=7)
-    for name, g in norms.items():
-        ax[0, 1].semilogy(np.arange(1, cfg.depth + 1), g.mean(0), "o-", ms=2, label=name)
+    for i, (name, g) in enumerate(norms.items()):
+        style = "o-" if i < 10 else "o--"  # 11 lines, 10 colours in the cycle
+        ax[0, 1].semilogy(np.arange(1, cfg.depth + 1), g.mean(0), style, ms=2, label=name)
     ax[0, 1].set(title=f"||dL/dW_l|| at init, depth {cfg.depth}", xlabel="layer")
     ax[0, 1].legend(fontsize=6, ncol=2)
     for name, curve in share_curves.items():
@@ -289,9 +290,10 @@ def training_dynamics(ctx: Lab) -> None:
         f"target {cfg.target:.0%} test accuracy; inf = never reached",
     )
     fig, ax = new_figure(1, 1, size=(7, 4))
-    for name, curve in curves.items():
+    for i, (name, curve) in enumerate(curves.items()):
         steps, accs = zip(*curve, strict=True)
-        ax[0, 0].plot(steps, accs, label=name, ls="--" if name in SATURATING else "-")
+        ls = ":" if i >= 10 else ("--" if name in SATURATING else "-")
+        ax[0, 0].plot(steps, accs, label=name, ls=ls, color=f"C{i % 10}")
     ax[0, 0].axhline(cfg.target, color="gray", lw=0.8)
     ax[0, 0].set(title="test accuracy during training (seed 0)", xlabel="step", ylabel="accuracy")
     ax[0, 0].legend(fontsize=7, ncol=2)

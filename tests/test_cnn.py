@@ -1,0 +1,116 @@
+"""im2col convolution and pooling equal torch (values and gradients, float64, 1e-10); the
+receptive-field calculator equals the empirical field; models run with either kernel."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from mlatlas.architectures.cnn.conv import avg_pool2d, conv2d, max_pool2d, output_size
+from mlatlas.architectures.cnn.models import CifarResNet, LeNet5, VGGSmall
+from mlatlas.architectures.cnn.receptive import (
+    empirical_receptive_field,
+    geometry_of,
+    receptive_fields,
+)
+
+TOL = {"rtol": 1e-10, "atol": 1e-10}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 2),
+    groups=st.integers(1, 3),
+    c_mult=st.integers(1, 2),
+    o_mult=st.integers(1, 2),
+    k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    size=st.tuples(st.integers(4, 11), st.integers(4, 11)),
+    bias=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_conv2d_equals_torch(
+    n, groups, c_mult, o_mult, k, stride, padding, dilation, size, bias, seed
+):
+    for axis in (0, 1):
+        assume(output_size(size[axis], k[axis], stride[axis], padding[axis], dilation[axis]) >= 1)
+    g = torch.Generator().manual_seed(seed)
+    c, o = groups * c_mult, groups * o_mult
+    x = torch.randn(n, c, *size, generator=g, dtype=torch.float64)
+    w = torch.randn(o, c_mult, *k, generator=g, dtype=torch.float64)
+    b = torch.randn(o, generator=g, dtype=torch.float64) if bias else None
+    args = (stride, padding, dilation, groups)
+    ins = [t.clone().requires_grad_() for t in (x, w) + ((b,) if bias else ())]
+    ref = [t.clone().requires_grad_() for t in (x, w) + ((b,) if bias else ())]
+    y = conv2d(ins[0], ins[1], ins[2] if bias else None, *args)
+    y_ref = F.conv2d(ref[0], ref[1], ref[2] if bias else None, *args)
+    torch.testing.assert_close(y, y_ref, **TOL)
+    up = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    (y * up).sum().backward()
+    (y_ref * up).sum().backward()
+    for a, r in zip(ins, ref, strict=True):
+        torch.testing.assert_close(a.grad, r.grad, **TOL)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(1, 4),
+    stride=st.integers(1, 3),
+    padding=st.integers(0, 2),
+    size=st.integers(4, 12),
+    seed=st.integers(0, 10_000),
+)
+def test_pools_equal_torch(k, stride, padding, size, seed):
+    assume(padding <= k // 2)  # torch's rule for pooling
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, size, size, generator=g, dtype=torch.float64)
+    for ours, ref in ((max_pool2d, F.max_pool2d), (avg_pool2d, F.avg_pool2d)):
+        a, r = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y, y_ref = ours(a, k, stride, padding), ref(r, k, stride, padding)
+        torch.testing.assert_close(y, y_ref, **TOL)
+        y.sum().backward()
+        y_ref.sum().backward()
+        torch.testing.assert_close(a.grad, r.grad, **TOL)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    layers=st.lists(
+        st.tuples(
+            st.sampled_from(["conv", "max", "avg"]),
+            st.integers(1, 5),
+            st.integers(1, 2),
+            st.integers(1, 2),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_receptive_field_calculator_equals_empirical(layers):
+    mods, c = [], 1
+    for kind, k, s, d in layers:
+        if kind == "conv":
+            mods.append(torch.nn.Conv2d(c, 2, k, stride=s, padding=(k - 1) * d // 2, dilation=d))
+            c = 2
+        else:
+            pool = torch.nn.MaxPool2d if kind == "max" else torch.nn.AvgPool2d
+            mods.append(pool(k, stride=s, padding=k // 2))
+    model = torch.nn.Sequential(*mods)
+    field = receptive_fields(geometry_of(model))[-1]
+    size = 4 * field.size + 8 * field.jump + 16  # large enough that the field is not clipped
+    assert empirical_receptive_field(model, size) == (field.size, field.size)
+
+
+def test_models_same_output_with_either_kernel():
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 28, 28, dtype=torch.float64)
+    for make in (LeNet5, VGGSmall, lambda ours: CifarResNet(1, ours=ours)):
+        a = make(ours=True).double().eval()
+        b = make(ours=False).double().eval()
+        b.load_state_dict(a.state_dict())
+        torch.testing.assert_close(a(x), b(x), **TOL)
+    assert CifarResNet(3).depth == 20 and CifarResNet(9).depth == 56
