@@ -72,11 +72,16 @@ def fit_classifier(
     rng: np.random.Generator,
     lr: float = 1e-3,
     on_step=None,
+    schedule=None,
 ) -> nn.Module:
-    """Adam on cross-entropy for `steps` minibatches; `on_step(step, loss)` after each step."""
+    """Adam on cross-entropy for `steps` minibatches; `schedule(t)` (if given) sets the lr
+    before step t = 0, 1, ...; `on_step(step, loss)` runs after each step."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     for step, idx in enumerate(batches_for_steps(len(x), batch_size, steps, rng), 1):
+        if schedule is not None:
+            for group in opt.param_groups:
+                group["lr"] = schedule(step - 1)
         opt.zero_grad(set_to_none=True)
         loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
         loss.backward()

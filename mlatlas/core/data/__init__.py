@@ -37,6 +37,7 @@ from mlatlas.core.data.registry import (
 )
 from mlatlas.core.data.synthetic import (
     FUNCTIONS_1D,
+    adding_problem,
     function_1d,
     gaussian_mixture_2d,
     moons,
@@ -45,6 +46,7 @@ from mlatlas.core.data.synthetic import (
     two_spirals,
 )
 from mlatlas.core.data.tasks import IMAGE_SETS, Split, image_classification
+from mlatlas.core.data.text import CharCorpus, char_corpus, guide_text
 
 
 def record(name: str, **params: object) -> dict:
@@ -67,6 +69,7 @@ __all__ = [
     "IMAGE_SETS",
     "REGISTRY",
     "Adult",
+    "CharCorpus",
     "ChecksumError",
     "DataError",
     "DataFile",
@@ -75,12 +78,15 @@ __all__ = [
     "Omniglot",
     "OneShotRun",
     "Split",
+    "adding_problem",
     "cache_dir",
+    "char_corpus",
     "data_dirs",
     "download",
     "function_1d",
     "gaussian_mixture_2d",
     "get_dataset",
+    "guide_text",
     "image_classification",
     "is_available",
     "load_adult",

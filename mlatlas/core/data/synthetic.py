@@ -79,3 +79,20 @@ def function_1d(
     if noise and rng is not None:
         y = y + noise * rng.standard_normal(n)
     return x, y
+
+
+def adding_problem(n: int, length: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The adding problem (Hochreiter & Schmidhuber 1997): channel 0 holds U(0, 1) values,
+    channel 1 marks two positions, one in each half of the sequence; the target is the sum
+    of the two marked values. Predicting the mean, 1, scores MSE = Var = 2/12 = 0.1667."""
+    values = rng.uniform(0, 1, (n, length))
+    marks = np.zeros((n, length))
+    half = length // 2
+    first = rng.integers(0, half, n)
+    second = rng.integers(half, length, n)
+    rows = np.arange(n)
+    marks[rows, first] = 1.0
+    marks[rows, second] = 1.0
+    x = np.stack([values, marks], axis=-1).astype(np.float32)
+    y = (values[rows, first] + values[rows, second]).astype(np.float32)
+    return x, y

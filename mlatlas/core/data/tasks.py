@@ -31,9 +31,11 @@ def image_classification(
     n_train: int | None = None,
     n_test: int | None = None,
     flatten: bool = True,
+    size: int | None = None,
 ) -> Split:
     """digits (scikit-learn, 8x8, split 75/25 here), mnist or fashion-mnist (28x28), as float32
-    tensors standardised with the training set's mean and std; optional random subsets."""
+    tensors standardised with the training set's mean and std; optional random subsets.
+    flatten=False gives (N, 1, H, W); `size` resizes the images to size x size (bilinear)."""
     if name == "digits":
         x, y = load_digits()
         x = x.reshape(-1, 8, 8)
@@ -65,10 +67,17 @@ def image_classification(
         return t.reshape(len(a), -1) if flatten else t.unsqueeze(1)
 
     rec = {**rec, "n_train": len(xtr), "n_test": len(xte)}
+    x_train, x_test = prep(xtr), prep(xte)
+    if size is not None and not flatten and size != shape[-1]:
+        resize = torch.nn.functional.interpolate
+        x_train = resize(x_train, size=(size, size), mode="bilinear", antialias=size < shape[-1])
+        x_test = resize(x_test, size=(size, size), mode="bilinear", antialias=size < shape[-1])
+        shape = (size, size)
+        rec["resized_to"] = size
     return Split(
-        prep(xtr),
+        x_train,
         torch.from_numpy(ytr.astype(np.int64)),
-        prep(xte),
+        x_test,
         torch.from_numpy(yte.astype(np.int64)),
         int(max(ytr.max(), yte.max()) + 1),
         shape,
