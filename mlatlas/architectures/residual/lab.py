@@ -52,8 +52,8 @@ def degradation(ctx: Lab) -> None:
         size=(8, 14, 28),
         ns=([1, 3], [1, 3, 5], [3, 5, 9]),
         widths=[8, 16, 32],
-        steps=(100, 800, 5000),
-        batch=128,
+        steps=(100, 600, 5000),
+        batch=(64, 64, 128),
         lr=0.05,
         seeds=(1, 2, 3),
     )
@@ -229,8 +229,8 @@ def lesion(ctx: Lab) -> None:
         size=(8, 14, 28),
         n=(2, 3, 9),
         widths=[8, 16, 32],
-        steps=(100, 800, 5000),
-        batch=128,
+        steps=(100, 600, 5000),
+        batch=(64, 64, 128),
         lr=0.05,
         seeds=(1, 2, 3),
     )
@@ -304,8 +304,8 @@ def densenet_vs_resnet(ctx: Lab) -> None:
         widths=[8, 16, 32],
         growth=6,
         dense_layers=[4, 4, 4],
-        steps=(100, 800, 5000),
-        batch=128,
+        steps=(100, 600, 5000),
+        batch=(64, 64, 128),
         lr=0.05,
         seeds=(1, 2, 3),
     )

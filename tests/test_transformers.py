@@ -1,0 +1,163 @@
+"""Attention equals torch's (values and gradients, float64); position encodings have their
+defining properties; the models are causal, permutation-equivariant or tied where they
+should be."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlatlas.architectures.transformers import (
+    GPT,
+    Encoder,
+    GPTConfig,
+    MultiheadAttention,
+    RotaryEmbedding,
+    ViT,
+    scaled_dot_product_attention,
+    sinusoidal_positions,
+)
+
+TOL = {"rtol": 1e-9, "atol": 1e-10}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    b=st.integers(1, 2),
+    h=st.integers(1, 3),
+    tq=st.integers(1, 6),
+    tk=st.integers(1, 6),
+    d=st.integers(1, 8),
+    mask=st.sampled_from(["none", "causal", "bool", "float"]),
+    seed=st.integers(0, 10_000),
+)
+def test_sdpa_equals_torch(b, h, tq, tk, d, mask, seed):
+    g = torch.Generator().manual_seed(seed)
+    if mask == "causal":
+        tk = tq
+    q, k, v = (torch.randn(b, h, t, d, generator=g, dtype=torch.float64) for t in (tq, tk, tk))
+    attn_mask = None
+    if mask == "bool":
+        attn_mask = torch.rand(tq, tk, generator=g) > 0.3
+        attn_mask[:, 0] = True  # every query sees at least one key
+    elif mask == "float":
+        attn_mask = torch.randn(tq, tk, generator=g, dtype=torch.float64)
+    ours = [t.clone().requires_grad_() for t in (q, k, v)]
+    ref = [t.clone().requires_grad_() for t in (q, k, v)]
+    y = scaled_dot_product_attention(*ours, attn_mask=attn_mask, is_causal=mask == "causal")
+    y_ref = F.scaled_dot_product_attention(*ref, attn_mask=attn_mask, is_causal=mask == "causal")
+    torch.testing.assert_close(y, y_ref, **TOL)
+    w = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    (y * w).sum().backward()
+    (y_ref * w).sum().backward()
+    for a, r in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a.grad, r.grad, **TOL)
+
+
+@pytest.mark.parametrize("masks", ["none", "padding", "attn", "both"])
+def test_multihead_attention_equals_torch(masks):
+    torch.manual_seed(0)
+    e, heads, b, tq, tk = 12, 3, 2, 5, 7
+    ref = torch.nn.MultiheadAttention(e, heads, batch_first=True).double()
+    ours = MultiheadAttention(e, heads).double()
+    ours.load_state_dict(ref.state_dict())
+    q = torch.randn(b, tq, e, dtype=torch.float64)
+    kv = torch.randn(b, tk, e, dtype=torch.float64)
+    pad = torch.zeros(b, tk, dtype=torch.bool)
+    pad[0, -2:] = True
+    attn = torch.rand(tq, tk) > 0.7
+    attn[:, 0] = False
+    kw = {
+        "key_padding_mask": pad if masks in ("padding", "both") else None,
+        "attn_mask": attn if masks in ("attn", "both") else None,
+    }
+    qa, qb = q.clone().requires_grad_(), q.clone().requires_grad_()
+    out, w = ours(qa, kv, kv, **kw)
+    out_ref, w_ref = ref(qb, kv, kv, need_weights=True, **kw)
+    torch.testing.assert_close(out, out_ref, **TOL)
+    torch.testing.assert_close(w, w_ref, **TOL)
+    out.sum().backward()
+    out_ref.sum().backward()
+    torch.testing.assert_close(qa.grad, qb.grad, **TOL)
+    for (n, p), (_, pr) in zip(ours.named_parameters(), ref.named_parameters(), strict=True):
+        torch.testing.assert_close(p.grad, pr.grad, **TOL, msg=n)
+
+
+def test_sinusoidal_table():
+    pe = sinusoidal_positions(50, 16).double()
+    assert pe.shape == (50, 16)
+    assert torch.allclose(pe[0, 0::2], torch.zeros(8, dtype=torch.float64))
+    assert torch.allclose(pe[0, 1::2], torch.ones(8, dtype=torch.float64))
+    assert abs(pe[3, 2].item() - math.sin(3 / 10000 ** (2 / 16))) < 1e-6
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    m=st.integers(0, 60), n=st.integers(0, 60), shift=st.integers(1, 30), seed=st.integers(0, 999)
+)
+def test_rope_scores_depend_only_on_offset(m, n, shift, seed):
+    rope = RotaryEmbedding(16, max_len=128)
+    g = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(1, 16, generator=g), torch.randn(1, 16, generator=g)
+
+    def at(x, p):
+        return rope(x.expand(p + 1, 16).clone())[p]
+
+    s1 = at(q, m) @ at(k, n)
+    s2 = at(q, m + shift) @ at(k, n + shift)
+    assert abs(s1.item() - s2.item()) < 1e-4 * max(1.0, abs(s1.item()))
+    # and rotation keeps norms
+    assert torch.allclose(at(q, m).norm(), q.norm(), atol=1e-5)
+
+
+def test_self_attention_without_positions_is_permutation_equivariant():
+    torch.manual_seed(0)
+    enc = Encoder(16, 4, 2, positions="none").double().eval()
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    perm = torch.randperm(9)
+    torch.testing.assert_close(enc(x)[:, perm], enc(x[:, perm]), **TOL)
+    enc_pos = Encoder(16, 4, 2, positions="learned").double().eval()
+    assert not torch.allclose(enc_pos(x)[:, perm], enc_pos(x[:, perm]))
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rope", "none"])
+def test_gpt_is_causal_and_tied(positions):
+    torch.manual_seed(0)
+    model = GPT(
+        GPTConfig(vocab=11, block_size=16, n_layer=2, n_head=2, n_embd=16, positions=positions)
+    ).eval()
+    assert model.head.weight.data_ptr() == model.tok.weight.data_ptr()
+    idx = torch.randint(0, 11, (2, 12))
+    changed = idx.clone()
+    changed[:, 8:] = (changed[:, 8:] + 1) % 11
+    torch.testing.assert_close(model(idx)[:, :8], model(changed)[:, :8])  # the future is unseen
+    out = model.generate(
+        idx[:, :4], 5, temperature=0.8, top_k=3, generator=torch.Generator().manual_seed(0)
+    )
+    assert out.shape == (2, 9)
+    with pytest.raises(ValueError, match="exceeds block_size"):
+        model(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_gpt_with_torch_kernel_matches_ours():
+    torch.manual_seed(0)
+    a = GPT(GPTConfig(vocab=7, block_size=8, n_layer=2, n_head=2, n_embd=8)).double().eval()
+    b = GPT(GPTConfig(vocab=7, block_size=8, n_layer=2, n_head=2, n_embd=8, kernel="torch"))
+    b = b.double().eval()
+    b.load_state_dict(a.state_dict())
+    idx = torch.randint(0, 7, (3, 8))
+    torch.testing.assert_close(a(idx), b(idx), **TOL)
+
+
+def test_vit_patches_and_shape():
+    vit = ViT(image=28, patch=7, d=32, heads=4, layers=1)
+    x = torch.arange(28 * 28, dtype=torch.float32).reshape(1, 1, 28, 28)
+    p = vit.patches(x)
+    assert p.shape == (1, 16, 49)
+    torch.testing.assert_close(p[0, 1].reshape(7, 7), x[0, 0, :7, 7:14])  # row-major patches
+    assert vit(torch.randn(3, 1, 28, 28)).shape == (3, 10)
