@@ -82,6 +82,16 @@ class VGGSmall(nn.Module):
         return self.head(self.stage_outputs(x)[-1].mean(dim=(2, 3)))
 
 
+def shortcut(c_in: int, c_out: int, stride: int = 1, ours: bool = False) -> nn.Module:
+    """The identity when shapes match, else a strided 1x1 conv with BN (option B of He et
+    al. 2016): the path a residual block adds its branch to."""
+    if stride == 1 and c_in == c_out:
+        return nn.Identity()
+    return nn.Sequential(
+        Conv2d(c_in, c_out, 1, stride=stride, bias=False, ours=ours), nn.BatchNorm2d(c_out)
+    )
+
+
 class BasicBlock(nn.Module):
     """y = relu(F(x) + shortcut(x)), F = conv3-BN-relu-conv3-BN (He et al. 2016). When the
     shape changes, the shortcut is a strided 1x1 conv with BN (option B of the paper).
@@ -99,11 +109,7 @@ class BasicBlock(nn.Module):
             Conv2d(c_out, c_out, 3, padding=1, bias=False, ours=ours),
             nn.BatchNorm2d(c_out),
         )
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                Conv2d(c_in, c_out, 1, stride=stride, bias=False, ours=ours), nn.BatchNorm2d(c_out)
-            )
+        self.shortcut = shortcut(c_in, c_out, stride, ours)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.f(x)

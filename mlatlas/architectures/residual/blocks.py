@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from mlatlas.architectures.cnn.conv import Conv2d
-from mlatlas.architectures.cnn.models import BasicBlock, CifarResNet
+from mlatlas.architectures.cnn.models import BasicBlock, CifarResNet, shortcut
 
 __all__ = [
     "BasicBlock",
@@ -48,11 +48,7 @@ class Bottleneck(nn.Module):
             Conv2d(width, c_out, 1, bias=False, ours=ours),
             nn.BatchNorm2d(c_out),
         )
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                Conv2d(c_in, c_out, 1, stride=stride, bias=False, ours=ours), nn.BatchNorm2d(c_out)
-            )
+        self.shortcut = shortcut(c_in, c_out, stride, ours)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.f(x) + self.shortcut(x))
