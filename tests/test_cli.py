@@ -32,8 +32,10 @@ def test_show_by_number_and_alias(capsys):
     assert "Key insights: Compositional function learning" in out
     assert "gradient_flow" in out and "autograd.py" in out and "claim:" in out
     code, out, _ = run(capsys, "show", "attention")
-    assert code == 0 and "Query-key-value attention" in out and "planned" in out
+    assert code == 0 and "Query-key-value attention" in out and "char_gpt" in out
     assert "sequence models  -> topic 6 rnn" in out
+    code, out, _ = run(capsys, "show", "13")
+    assert code == 0 and "Labs: none yet" in out and "KL divergence regularization" in out
 
 
 def test_path_nlp_order(capsys):
