@@ -59,6 +59,7 @@ def degradation(ctx: Lab) -> None:
     )
     data = small_images(cfg, ctx.rng)
     ctx.dataset(data.record)
+    ctx.note("Convolutions computed with torch kernels (proven equal to cnn.conv2d).")
     probe = data.x_train[:4000], data.y_train[:4000]
     err: dict[tuple[str, int], list[float]] = {}
     test_err: dict[tuple[str, int], list[float]] = {}
@@ -148,6 +149,7 @@ def gradient_with_depth(ctx: Lab) -> None:
     )
     data = small_images(cfg, ctx.rng)
     ctx.dataset(data.record)
+    ctx.note("Convolutions computed with torch kernels (proven equal to cnn.conv2d).")
     x, y = data.x_train[: cfg.batch], data.y_train[: cfg.batch]
     norms: dict[tuple[str, int], list[float]] = {}
     for n in ctx.progress(cfg.ns, desc="depths"):
@@ -236,6 +238,7 @@ def lesion(ctx: Lab) -> None:
     )
     data = small_images(cfg, ctx.rng)
     ctx.dataset(data.record)
+    ctx.note("Convolutions computed with torch kernels (proven equal to cnn.conv2d).")
     drops: dict[str, list[float]] = {"plain": [], "residual": []}
     rows = []
     for s in ctx.progress(range(cfg.seeds), desc="seeds"):
@@ -311,6 +314,7 @@ def densenet_vs_resnet(ctx: Lab) -> None:
     )
     data = small_images(cfg, ctx.rng)
     ctx.dataset(data.record)
+    ctx.note("Convolutions computed with torch kernels (proven equal to cnn.conv2d).")
     accs: dict[str, list[float]] = {"resnet": [], "densenet": []}
     params = {}
     for s in ctx.progress(range(cfg.seeds), desc="seeds"):
