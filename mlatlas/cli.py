@@ -289,6 +289,34 @@ def cmd_landscape(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from mlatlas.report import build_site
+
+    pages = build_site(args.runs, args.out)
+    print(
+        f"wrote {len(pages)} pages to {args.out}/ (open {args.out}/index.html or run mlatlas serve)"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mlatlas.report.serve import make_server
+
+    try:
+        server = make_server(args.dir, args.port)
+    except FileNotFoundError as exc:
+        raise UnknownNameError(str(exc)) from None
+    host, port = server.server_address[:2]
+    print(f"serving {args.dir}/ at http://{host}:{port}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mlatlas", description="An executable guide to machine learning.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -335,6 +363,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("landscape", help="how the topics combine in today's systems")
     s.set_defaults(fn=cmd_landscape)
+
+    s = sub.add_parser("report", help="build the static site from the latest runs")
+    s.add_argument("--runs", default="runs", help="folder of run results (default: runs)")
+    s.add_argument("--out", default="site", help="output folder (default: site)")
+    s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("serve", help="serve the built site on 127.0.0.1")
+    s.add_argument("--dir", default="site")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(fn=cmd_serve)
     return p
 
 

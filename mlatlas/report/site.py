@@ -1,0 +1,266 @@
+"""`mlatlas report`: the guide and the latest run of every lab as a static site.
+
+    site/index.html              the map: sections, topics with their status, the graph
+    site/claims.html             every claim in one sortable table
+    site/landscape.html          the four combinations and the trends
+    site/tracks/<track>.html     each learning track's ordered path
+    site/topics/<topic>.html     explanation, insights, labs with claims, figures, tables
+    site/source/<file>.html      the implementation's source files
+    site/figures/...             PNG figures copied from the runs
+
+Works from the file system (relative links only) and from `mlatlas serve`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import shutil
+from pathlib import Path
+
+from mlatlas.core.runner import discover, has_code, latest_runs
+from mlatlas.guide import (
+    LANDSCAPE,
+    SECTIONS,
+    TOPICS,
+    TRACKS,
+    TRENDS,
+    Topic,
+    get_topic,
+    path,
+    topics_in,
+)
+from mlatlas.report.graph import prerequisite_svg
+from mlatlas.report.render import esc, fmt, markdown_with_math, page, table, verdict
+
+
+def _status(topic: Topic, runs: dict) -> tuple[str, str]:
+    """(short HTML status, graph colour key) from the topic's latest runs."""
+    labs = discover(topic)
+    if not labs:
+        return '<span class="none">planned</span>', "none"
+    claims = [c for spec in labs for c in runs.get((topic.slug, spec.name), {}).get("claims", [])]
+    ran = sum((topic.slug, spec.name) in runs for spec in labs)
+    if not ran:
+        return f'<span class="none">{len(labs)} labs, not yet run</span>', "none"
+    held = sum(c["holds"] for c in claims)
+    key = "ok" if held == len(claims) else "mixed"
+    text = (
+        f'{ran}/{len(labs)} labs run; <span class="ok">{held} supported</span>, '
+        f'<span class="bad">{len(claims) - held} not</span>'
+    )
+    return text, key
+
+
+def _claim_rows(claims: list[dict], lab_cell: str = "") -> list[list[str]]:
+    rows = []
+    for c in claims:
+        interval = c.get("interval")
+        iv = f"[{fmt(interval[0])}, {fmt(interval[1])}]" if interval else "-"
+        value = c["value"]
+        cells = [
+            esc(c["statement"]),
+            f'<span data-v="{esc(value)}">{esc(fmt(value))}</span>',
+            esc(iv),
+            verdict(c["holds"]),
+        ]
+        rows.append(([lab_cell] if lab_cell else []) + cells)
+    return rows
+
+
+def _source_pages(topic: Topic, out: Path) -> list[str]:
+    """Write each of the topic's .py files as an HTML page; return their site paths."""
+    module = importlib.import_module(topic.module)
+    folder = Path(inspect.getfile(module)).parent
+    links = []
+    for f in sorted(folder.glob("*.py")):
+        rel = f"source/{topic.slug}/{f.name}.html"
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        code = esc(f.read_text())
+        body = f"<h1>{esc(topic.module)}.{esc(f.stem)}</h1><pre><code>{code}</code></pre>"
+        target.write_text(page(f"{f.name} ({topic.slug})", body, "../../"))
+        links.append(rel)
+    return links
+
+
+def _topic_page(topic: Topic, runs: dict, out: Path) -> str:
+    parts = [
+        f"<h1>{topic.number}. {esc(topic.title)}</h1>",
+        f"<p><em>{esc(topic.tagline)}</em></p>",
+    ]
+    section = next(s for s in SECTIONS if s.slug == topic.section)
+    parts.append(f'<p class="muted">Section {section.number}: {esc(section.title)}</p>')
+    doc = inspect.getdoc(importlib.import_module(topic.module)) if has_code(topic) else None
+    parts.append("<h2>What it is</h2>")
+    parts.append(markdown_with_math(doc) if doc else f"<p>{esc(topic.description)}</p>")
+    parts.append(
+        "<h2>Key insights</h2><ul>"
+        + "".join(f"<li>{esc(i)}</li>" for i in topic.insights)
+        + "</ul>"
+    )
+    pre = []
+    for p in topic.prerequisites:
+        if p.topic:
+            t = get_topic(p.topic)
+            pre.append(
+                f"<li>{esc(p.as_written)}: "
+                f'<a href="{t.slug}.html">{t.number}. {esc(t.title)}</a></li>'
+            )
+        else:
+            pre.append(f"<li>{esc(p.as_written)} (background)</li>")
+    parts.append("<h2>Prerequisites</h2><ul>" + "".join(pre) + "</ul>")
+    labs = discover(topic)
+    parts.append("<h2>Labs</h2>")
+    if not labs:
+        parts.append("<p>No labs yet: this topic's code is planned.</p>")
+    for spec in labs:
+        parts.append(f'<section><h3 id="{esc(spec.name)}">{esc(spec.name)}: {esc(spec.title)}</h3>')
+        parts.append(f'<p class="muted">Insights: {esc(", ".join(spec.insights))}</p>')
+        r = runs.get((topic.slug, spec.name))
+        if r is None:
+            parts.append(
+                '<p class="none">Not yet run. <code>mlatlas run '
+                f"{topic.slug} {spec.name}</code></p></section>"
+            )
+            continue
+        parts.append(
+            f'<p class="muted">{esc(r["scale"])} scale, seed {r["seed"]}, {esc(r["device"])}, '
+            f"{r['wall_time_s']:.1f} s, peak RSS {r['memory'].get('peak_rss_mb')} MB, "
+            f"status {esc(r['status'])}</p>"
+        )
+        if r["claims"]:
+            parts.append(
+                table(
+                    ["claim", "measured", "interval", "verdict"],
+                    _claim_rows(r["claims"]),
+                    caption="Claims",
+                )
+            )
+        for name, fig in r["figures"].items():
+            png = next((f for f in fig["files"] if f.endswith(".png")), None)
+            if png is None:
+                continue
+            rel = f"figures/{topic.slug}/{spec.name}/{png}"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(r["dir"]) / png, out / rel)
+            caption = fig.get("caption") or name
+            parts.append(
+                f'<figure><img src="../{rel}" alt="{esc(caption)}">'
+                f"<figcaption>{esc(caption)}</figcaption></figure>"
+            )
+        for name, t in r["tables"].items():
+            rows = [[esc(fmt(row.get(c))) for c in t["columns"]] for row in t["rows"]]
+            parts.append(
+                f"<h4>{esc(name)}</h4>" + table(t["columns"], rows, caption=t.get("note", ""))
+            )
+        for note in r.get("notes", []):
+            parts.append(f'<p class="muted">{esc(note)}</p>')
+        parts.append("</section>")
+    if has_code(topic):
+        links = _source_pages(topic, out)
+        parts.append(
+            "<h2>Source</h2><ul>"
+            + "".join(f'<li><a href="../{l}">{esc(Path(l).stem)}</a></li>' for l in links)
+            + "</ul>"
+        )
+    return page(topic.title, "".join(parts), "../")
+
+
+def build_site(runs_dir: str | Path = "runs", out: str | Path = "site") -> list[Path]:
+    """Write the site; return the HTML pages written."""
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "topics").mkdir(parents=True)
+    (out / "tracks").mkdir()
+    runs = latest_runs(runs_dir)
+    pages: dict[str, str] = {}
+
+    status = {t.slug: _status(t, runs) for t in TOPICS}
+    cards = []
+    for s in SECTIONS:
+        items = "".join(
+            f'<li><a href="topics/{t.slug}.html">{t.number}. {esc(t.title)}</a><br>'
+            f'<span class="muted">{status[t.slug][0]}</span></li>'
+            for t in topics_in(s.slug)
+        )
+        cards.append(
+            f'<section class="card"><h2>{s.number}. {esc(s.title)}</h2><ul>{items}</ul></section>'
+        )
+    pages["index.html"] = page(
+        "The map",
+        "<h1>mlatlas: the map</h1><p>Six sections, 22 topics. Each topic is code proven equal to a "
+        "reference; each key insight is a lab with claims measured on real data.</p>"
+        f'<div class="sections">{"".join(cards)}</div>'
+        "<h2>Prerequisite graph</h2>"
+        + prerequisite_svg(status={k: v[1] for k, v in status.items()}),
+        "",
+    )
+
+    all_claims = []
+    for (topic, lab_name), r in sorted(
+        runs.items(), key=lambda kv: (get_topic(kv[0][0]).number, kv[0][1])
+    ):
+        cell = f'<a href="topics/{topic}.html#{esc(lab_name)}">{esc(topic)} / {esc(lab_name)}</a>'
+        all_claims += _claim_rows(r["claims"], cell)
+    pages["claims.html"] = page(
+        "All claims",
+        f"<h1>All claims</h1><p>{len(all_claims)} claims from the latest run of each lab. "
+        "Click a column header to sort.</p>"
+        + table(["lab", "claim", "measured", "interval", "verdict"], all_claims, sortable=True),
+        "",
+        sortable=True,
+    )
+
+    combos = "".join(
+        f"<li><strong>{esc(c.name)}</strong> = "
+        + " + ".join(f'<a href="topics/{s}.html">{esc(get_topic(s).title)}</a>' for s in c.topics)
+        + "".join(f" + {esc(e)}" for e in c.extra)
+        + f'<br><span class="muted">{esc(c.summary)}</span></li>'
+        for c in LANDSCAPE
+    )
+    trends = "".join(
+        f"<li><strong>{esc(t.name)}</strong>: {esc(t.summary)} ("
+        + ", ".join(f'<a href="topics/{s}.html">{esc(s)}</a>' for s in t.topics)
+        + ")</li>"
+        for t in TRENDS
+    )
+    pages["landscape.html"] = page(
+        "Landscape",
+        f"<h1>The modern landscape</h1><ul>{combos}</ul><h2>Trends</h2><ul>{trends}</ul>",
+        "",
+    )
+
+    track_items = []
+    for tr in TRACKS:
+        p = path(tr)
+        steps = "".join(
+            f'<li><a href="../topics/{s.topic.slug}.html">'
+            f"{s.topic.number}. {esc(s.topic.title)}</a>"
+            + (' <span class="muted">(added prerequisite)</span>' if s.added else "")
+            + "</li>"
+            for s in p.steps
+        )
+        note = f'<p class="muted">{esc(tr.note)}</p>' if tr.note else ""
+        pages[f"tracks/{tr.slug}.html"] = page(
+            tr.title,
+            f"<h1>{esc(tr.title)}</h1><p>{esc(tr.focus)}</p>{note}<ol>{steps}</ol>"
+            f"<p>Background subjects: {esc(', '.join(p.subjects))}</p>",
+            "../",
+        )
+        track_items.append(f'<li><a href="{tr.slug}.html">{esc(tr.title)}</a></li>')
+    pages["tracks/index.html"] = page(
+        "Tracks", f"<h1>Learning tracks</h1><ul>{''.join(track_items)}</ul>", "../"
+    )
+
+    for t in TOPICS:
+        pages[f"topics/{t.slug}.html"] = _topic_page(t, runs, out)
+
+    written = []
+    for rel, text in pages.items():
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        written.append(target)
+    return written + sorted(out.glob("source/*/*.html"))
