@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlatlas.architectures.cnn.lab import images
 from mlatlas.architectures.transformers.models import GPT, Encoder, GPTConfig, ViT
 from mlatlas.core import Lab, lab, new_figure
-from mlatlas.core.data import char_corpus, record
+from mlatlas.core.data import char_corpus, image_classification, record
 from mlatlas.core.train import accuracy, count_params, fit_classifier
 from mlatlas.foundations.optim.schedules import warmup_cosine
 
@@ -573,7 +572,7 @@ def vit(ctx: Lab) -> None:
 
     rows, acc = [], {}
     for name in ctx.progress(cfg.datasets, desc="datasets"):
-        data = images(name, ctx.rng)
+        data = image_classification(name, ctx.rng, flatten=False, size=28)
         ctx.dataset(data.record)
         for kind in ("vit", "lenet5"):
             torch.manual_seed(ctx.seed)
