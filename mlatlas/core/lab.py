@@ -8,8 +8,15 @@ progress bar, saves figures and tables, and states falsifiable claims:
     def saturation(ctx: Lab) -> None:
         cfg = ctx.config(depth=(4, 10, 10), steps=(50, 2000, 10000))  # smoke, default, full
         ...
-        ctx.claim("sigmoid's gradient at layer 1 is below 1e-3 of layer 10's",
-                  value=ratio, holds=ratio < 1e-3)
+        c = ctx.claim("tanh keeps more gradient at layer 1 than sigmoid",
+                      quantity="layer-1 gradient ratio, tanh / sigmoid",
+                      direction=">", margin=1.0, paired=True, log=True)
+        for rep in ctx.replicates(cfg.seeds):   # seed id + seeded streams
+            ...
+            c.add(rep.id, tanh_grad, sigmoid_grad)
+        ctx.check("conv commutes with shifts", value=max_err, direction="<", bound=1e-10)
+
+The core decides every verdict (`mlatlas.core.claims`); a lab never computes one.
 
 A config value given as a tuple of exactly three items is read as (smoke, default, full);
 give a constant sequence as a list.
@@ -25,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +40,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mlatlas.core.claims import Check, ClaimError, Experiment, decide_lab
 from mlatlas.core.figures import save_figure
+from mlatlas.core.seeding import Replicate, derive_seed, numpy_rng, replicate, seed_global
 from mlatlas.guide import Topic, get_topic
 
 SCALES = ("smoke", "default", "full")
@@ -164,26 +173,6 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     )
 
 
-@dataclass
-class Claim:
-    statement: str
-    insight: str
-    value: float | None
-    holds: bool
-    interval: tuple[float, float] | None = None
-    seeds: int | None = None
-    detail: str = ""
-
-    @property
-    def verdict(self) -> str:
-        return "supported" if self.holds else "not supported"
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["verdict"] = self.verdict
-        return d
-
-
 def _jsonable(x: Any) -> Any:
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
@@ -219,12 +208,12 @@ class Lab:
         if self.scale not in SCALES:
             raise ConfigError(f"unknown scale {self.scale!r}; valid scales: {', '.join(SCALES)}")
         self.topic = get_topic(self.spec.topic)
-        self.rng = np.random.default_rng(self.seed)
+        self.rng = numpy_rng(self.seed, "lab")  # for one-off choices; replicates have their own
         self.cfg: Config | None = None
         self.metrics: dict[str, Any] = {}
         self.tables: dict[str, dict[str, Any]] = {}
         self.figures: dict[str, dict[str, Any]] = {}
-        self.claims: list[Claim] = []
+        self.claims: list[Experiment | Check] = []
         self.datasets: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self._t0 = time.perf_counter()
@@ -309,18 +298,7 @@ class Lab:
         if record not in self.datasets:
             self.datasets.append(_jsonable(record))
 
-    def claim(
-        self,
-        statement: str,
-        value: float | None,
-        holds: bool,
-        insight: str | None = None,
-        *,
-        interval: tuple[float, float] | None = None,
-        seeds: int | None = None,
-        detail: str = "",
-    ) -> Claim:
-        """State a falsifiable sentence about a measured value and whether it held."""
+    def _insight(self, insight: str | None, statement: str) -> str:
         if insight is None:
             if len(self.spec.insights) != 1:
                 raise LabError(
@@ -331,17 +309,89 @@ class Lab:
         insight = _match_insight(self.topic, insight)
         if insight not in self.spec.insights:
             raise LabError(f"insight {insight!r} is not declared by lab {self.spec.name}")
-        c = Claim(
-            statement=statement,
-            insight=insight,
-            value=None if value is None else float(value),
-            holds=bool(holds),
-            interval=None if interval is None else (float(interval[0]), float(interval[1])),
-            seeds=seeds,
-            detail=detail,
-        )
+        return insight
+
+    def claim(
+        self,
+        statement: str,
+        *,
+        quantity: str,
+        direction: str,
+        margin: float | tuple[float, float],
+        paired: bool = False,
+        log: bool = False,
+        censor_at: float | None = None,
+        on_failure: float | None = None,
+        unit: str = "seed",
+        insight: str | None = None,
+    ) -> Experiment:
+        """State an experimental claim before measuring; feed it with ``.add(seed_id, ...)``.
+
+        quantity: what one sample is (for a paired claim, what a and b are; the test is on
+        a - b, or log10(a / b) when ``log``). direction: ``">"``, ``"<"`` or ``"within"``
+        (margin = (lo, hi)). censor_at: the budget of a time-to-target quantity (``inf`` =
+        never reached). on_failure: the value a NaN (diverged) sample takes; by default failed
+        samples leave the test and are counted. See `mlatlas.core.claims` for the rule.
+        """
+        try:
+            c = Experiment(
+                statement,
+                self._insight(insight, statement),
+                quantity,
+                direction,
+                margin,
+                paired=paired,
+                log=log,
+                censor_at=censor_at,
+                on_failure=on_failure,
+                unit=unit,
+            )
+        except ClaimError as exc:
+            raise LabError(str(exc)) from None
         self.claims.append(c)
         return c
+
+    def check(
+        self,
+        statement: str,
+        value: float,
+        *,
+        direction: str,
+        bound: float,
+        quantity: str = "",
+        insight: str | None = None,
+    ) -> Check:
+        """An exact or by-construction result (equivalence, closed form): value vs bound."""
+        c = Check(statement, self._insight(insight, statement), quantity, value, direction, bound)
+        self.claims.append(c)
+        return c
+
+    def decided_claims(self) -> list[dict[str, Any]]:
+        """Every claim with its estimate, interval and verdict, decided by the core."""
+        try:
+            return decide_lab(self.claims)
+        except ClaimError as exc:
+            raise LabError(str(exc)) from None
+
+    # randomness --------------------------------------------------------------------
+    def replicates(self, n: int, desc: str = "seeds") -> Iterator[Replicate]:
+        """`n` replicates (ids 0..n-1, seeds derived from the run seed), with a progress bar.
+
+        Before each is yielded the global generators are seeded with its seed, so module
+        initialisation inside the loop is reproducible; use ``rep.rng(key)``,
+        ``rep.generator(key)`` and ``rep.seed_torch(key)`` for streams per purpose.
+        """
+        if n < 1:
+            raise LabError("replicates(n) needs n >= 1")
+        for i in self.progress(range(n), desc=desc):
+            rep = replicate(self.seed, i)
+            seed_global(rep.seed)
+            yield rep
+
+    def seed_torch(self, *keys: object) -> None:
+        """Seed the global generators from the run seed and `keys` (for work outside
+        replicates, e.g. one model trained once)."""
+        seed_global(derive_seed(self.seed, *keys))
 
     def checkpoint_path(self, name: str) -> Path:
         return self.dir / "checkpoints" / name
@@ -355,7 +405,3 @@ class Lab:
         tmp = self.dir / f".{name}.tmp"
         tmp.write_text(json.dumps(_jsonable(obj), indent=2))
         tmp.replace(self.dir / name)
-
-    def seeds(self, n: int) -> Iterator[int]:
-        """`n` derived seeds for repeated measurements (seed, seed+1, ...)."""
-        return iter(range(self.seed, self.seed + n))

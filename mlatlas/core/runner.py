@@ -1,7 +1,7 @@
 """Running labs: discovery, the run folder, result.json, and reading past runs back.
 
 A run writes ``runs/<topic>/<lab>/<run-id>/`` with config.json, metrics.jsonl,
-result.json and the figures. Same seed, same scale, same machine: same numbers.
+result.json (a `RunRecord`, claims decided by the core) and the figures. Same seed, same scale, same machine: same numbers.
 """
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ import importlib.util
 import json
 import time
 import traceback
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mlatlas.core.lab import SCALES, ConfigError, Lab, LabSpec, registered_labs
-from mlatlas.core.runtime import PeakMemory, pick_device, seed_everything, versions
+from mlatlas.core.lab import SCALES, ConfigError, Lab, LabSpec, _jsonable, registered_labs
+from mlatlas.core.record import FORMAT, RunRecord
+from mlatlas.core.runtime import PeakMemory, pick_device, versions
+from mlatlas.core.seeding import derive_seed, seed_global
 from mlatlas.guide import TOPICS, Topic, UnknownNameError, get_topic
 
 
@@ -32,13 +33,13 @@ def has_code(topic: Topic) -> bool:
 
 
 def discover(topic: str | int | Topic) -> list[LabSpec]:
-    """Import the topic's ``lab`` module (if the topic has one) and return its labs in order."""
+    """Import the topic's ``labs`` package (if the topic has one) and return its labs in order."""
     t = topic if isinstance(topic, Topic) else get_topic(topic)
     if not has_code(t):
         return []
-    if importlib.util.find_spec(f"{t.module}.lab") is None:
+    if importlib.util.find_spec(f"{t.module}.labs") is None:
         return []
-    importlib.import_module(f"{t.module}.lab")
+    importlib.import_module(f"{t.module}.labs")
     return registered_labs(t.slug)
 
 
@@ -54,20 +55,6 @@ def get_lab(topic: str | int, name: str) -> LabSpec:
             return spec
     valid = ", ".join(s.name for s in labs) or "none yet"
     raise UnknownNameError(f"unknown lab {name!r} of topic {t.slug}; valid labs: {valid}")
-
-
-@dataclass
-class RunResult:
-    dir: Path
-    result: dict[str, Any]
-
-    @property
-    def ok(self) -> bool:
-        return self.result["status"] == "ok"
-
-    @property
-    def claims(self) -> list[dict[str, Any]]:
-        return self.result["claims"]
 
 
 def _run_dir(out: Path, spec: LabSpec, scale: str, seed: int) -> Path:
@@ -90,58 +77,58 @@ def run_lab(
     out: str | Path = "runs",
     overrides: dict[str, Any] | None = None,
     show_progress: bool | None = None,
-) -> RunResult:
-    """Run one lab and write its run folder. Errors inside the lab are recorded in
-    result.json (status "error" with the traceback); a ConfigError (a bad request) is raised.
+) -> RunRecord:
+    """Run one lab, decide its claims, and write its run folder. Errors inside the lab are
+    recorded (status "error" with the traceback); a ConfigError (a bad request) is raised.
     """
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
     dev = pick_device(device)
     run_dir = _run_dir(Path(out), spec, scale, seed)
     ctx = Lab(spec, scale, seed, dev, run_dir, dict(overrides or {}), show_progress)
-    seed_everything(seed)
+    seed_global(derive_seed(seed, "lab", spec.topic, spec.name))
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    status, error = "ok", None
+    status, error, claims = "ok", None, []
     with PeakMemory() as mem:
         try:
             spec.fn(ctx)
             if ctx.cfg is None and ctx.overrides:
                 raise ConfigError(f"lab {spec.name} takes no settings; drop --set")
+            claims = ctx.decided_claims()
         except ConfigError:
             _cleanup_empty(run_dir)
             raise
         except Exception as exc:
             status, error = "error", "".join(traceback.format_exception(exc))
     wall = time.perf_counter() - t0
-    topic = get_topic(spec.topic)
-    result = {
-        "topic": spec.topic,
-        "topic_number": topic.number,
-        "lab": spec.name,
-        "title": spec.title,
-        "insights": list(spec.insights),
-        "scale": scale,
-        "seed": seed,
-        "device": str(dev),
-        "engine_threads": torch.get_num_threads(),
-        "config": dict(ctx.cfg or {}),
-        "metrics": ctx.metrics,
-        "tables": ctx.tables,
-        "figures": ctx.figures,
-        "claims": [c.as_dict() for c in ctx.claims],
-        "datasets": ctx.datasets,
-        "notes": ctx.notes,
-        "versions": versions(),
-        "started_at": started,
-        "wall_time_s": round(wall, 3),
-        "memory": mem.as_dict(),
-        "status": status,
-        "error": error,
-        "source": spec.source,
-    }
-    ctx._write_json("result.json", result)
-    return RunResult(run_dir, json.loads((run_dir / "result.json").read_text()))
+    record = RunRecord(
+        topic=spec.topic,
+        topic_number=get_topic(spec.topic).number,
+        lab=spec.name,
+        title=spec.title,
+        insights=list(spec.insights),
+        scale=scale,
+        seed=seed,
+        device=str(dev),
+        status=status,
+        config=_jsonable(dict(ctx.cfg or {})),
+        metrics=ctx.metrics,
+        tables=ctx.tables,
+        figures=ctx.figures,
+        claims=_jsonable(claims),
+        datasets=ctx.datasets,
+        notes=ctx.notes,
+        versions=versions(),
+        started_at=started,
+        wall_time_s=round(wall, 3),
+        memory=mem.as_dict(),
+        engine_threads=torch.get_num_threads(),
+        error=error,
+        source=spec.source,
+    )
+    ctx._write_json("result.json", record.to_dict())
+    return RunRecord.load(run_dir)
 
 
 def _cleanup_empty(run_dir: Path) -> None:
@@ -150,25 +137,25 @@ def _cleanup_empty(run_dir: Path) -> None:
     run_dir.rmdir()
 
 
-def list_runs(out: str | Path = "runs") -> list[dict[str, Any]]:
-    """Every result.json under `out`, newest first, each with its folder as ``dir``."""
+def list_runs(out: str | Path = "runs") -> list[RunRecord]:
+    """Every run record under `out` (current format only), newest first."""
     rows = []
     for f in Path(out).glob("*/*/*/result.json"):
         try:
-            r = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
+            r = RunRecord.load(f)
+        except (OSError, json.JSONDecodeError, TypeError):
             continue
-        r["dir"] = str(f.parent)
-        rows.append(r)
-    rows.sort(key=lambda r: (r.get("started_at", ""), r["dir"]), reverse=True)
+        if r.format >= FORMAT:
+            rows.append(r)
+    rows.sort(key=lambda r: (r.started_at, str(r.dir)), reverse=True)
     return rows
 
 
-def latest_runs(out: str | Path = "runs", scale: str | None = None) -> dict[tuple[str, str], dict]:
+def latest_runs(out: str | Path = "runs", scale: str | None = None) -> dict[tuple[str, str], RunRecord]:
     """The newest run of each (topic, lab), optionally of one scale."""
-    latest: dict[tuple[str, str], dict] = {}
+    latest: dict[tuple[str, str], RunRecord] = {}
     for r in list_runs(out):
-        if scale is not None and r.get("scale") != scale:
+        if scale is not None and r.scale != scale:
             continue
-        latest.setdefault((r["topic"], r["lab"]), r)
+        latest.setdefault((r.topic, r.lab), r)
     return latest

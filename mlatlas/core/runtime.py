@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import random
 import resource
 import sys
 import threading
@@ -18,13 +17,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 class DeviceError(ValueError):
     """The requested device is not available on this machine."""
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (all devices) so that a CPU run repeats exactly."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def pick_device(name: str = "auto") -> torch.device:

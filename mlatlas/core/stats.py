@@ -1,4 +1,5 @@
-"""Small statistics for claims measured over several seeds."""
+"""Descriptive statistics for tables and figures. Verdicts are decided in `mlatlas.core.claims`,
+never here: bootstrap intervals are for describing many samples (n >= 10), not for deciding."""
 
 from __future__ import annotations
 
@@ -35,21 +36,3 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(np.asarray(x), np.asarray(y)).statistic)
-
-
-def mean_ci(
-    values: Sequence[float] | np.ndarray, level: float = 0.95
-) -> tuple[float, tuple[float, float]]:
-    """Mean and its percentile-bootstrap interval; for a paired comparison pass the differences."""
-    x = np.asarray(values, dtype=np.float64)
-    return float(x.mean()), bootstrap_ci(x, level=level)
-
-
-def geometric_mean_ci(
-    ratios: Sequence[float] | np.ndarray, level: float = 0.95
-) -> tuple[float, tuple[float, float]]:
-    """Geometric mean of positive ratios with a bootstrap interval (computed on log10): the
-    right average for quantities that span orders of magnitude."""
-    logs = np.log10(np.asarray(ratios, dtype=np.float64))
-    lo, hi = bootstrap_ci(logs, level=level)
-    return float(10 ** logs.mean()), (float(10**lo), float(10**hi))

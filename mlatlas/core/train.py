@@ -1,9 +1,17 @@
-"""Training helpers shared by the topics: MLPs, minibatches, accuracy, parameter counts."""
+"""Training helpers shared by the topics: the minibatch loop, MLPs, minibatches, accuracy.
+
+`fit` is the one training loop of the labs: minibatches, an optional schedule, a progress bar
+and metrics through the lab context, divergence detection, early stop, and batched ensembles
+(a loss of shape (R,) trains R replicates at once, see `mlatlas.core.ensemble`). Loops that
+*are* a lesson (gradient clipping, the engine-equals-torch comparison) stay in their labs.
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,6 +71,76 @@ def rmse(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> 
     return float(np.sqrt(np.mean(diff**2)))
 
 
+@dataclass
+class FitResult:
+    """What `fit` saw: per-step losses (steps x R for an ensemble), which runs diverged, and
+    the number of steps taken."""
+
+    losses: np.ndarray
+    diverged: np.ndarray  # bool per replicate (shape () for a single model)
+    steps: int
+    stopped_early: bool = False
+
+    @property
+    def final_loss(self) -> np.ndarray:
+        return self.losses[-1] if len(self.losses) else np.full(self.diverged.shape, np.nan)
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    batches: Iterable[Any],
+    steps: int,
+    *,
+    ctx: Any = None,
+    desc: str = "train",
+    schedule: Callable[[int], float] | None = None,
+    log_every: int = 0,
+    on_step: Callable[[int, np.ndarray], bool | None] | None = None,
+) -> FitResult:
+    """Minimise ``loss_fn(model, batch)`` over the first `steps` batches.
+
+    loss_fn returns a scalar, or a vector of R per-replicate losses (their sum is
+    back-propagated: replicates sharing no parameter get their own gradients).
+    schedule(t) sets every group's lr before step t = 0, 1, ...; ctx (a `Lab`) gives the
+    progress bar and logs the mean loss every `log_every` steps; ``on_step(step, losses)``
+    runs after each step (1-based) and may return True to stop. A single model whose loss
+    turns non-finite stops and is marked diverged; an ensemble keeps training the others.
+    """
+    model.train()
+    it = iter(batches)
+    rows: list[np.ndarray] = []
+    diverged: np.ndarray | None = None
+    stopped = False
+    bar = ctx.progress(range(steps), desc=desc) if ctx is not None else range(steps)
+    for t in bar:
+        if schedule is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = schedule(t)
+        batch = next(it)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model, batch)
+        loss.sum().backward()
+        optimizer.step()
+        value = loss.detach().double().cpu().numpy()
+        rows.append(value)
+        bad = ~np.isfinite(value)
+        diverged = bad if diverged is None else (diverged | bad)
+        if ctx is not None and log_every and (t + 1) % log_every == 0:
+            ctx.log(step=t + 1, loss=float(np.nanmean(value)) if not bad.all() else float("nan"))
+        if on_step is not None and on_step(t + 1, value):
+            stopped = True
+            break
+        if diverged.all():
+            break
+    model.eval()
+    losses = np.array(rows)
+    if diverged is None:
+        diverged = np.zeros(())
+    return FitResult(losses, diverged.astype(bool), len(rows), stopped)
+
+
 def fit_classifier(
     model: nn.Module,
     x: torch.Tensor,
@@ -71,22 +149,29 @@ def fit_classifier(
     batch_size: int,
     rng: np.random.Generator,
     lr: float = 1e-3,
-    on_step=None,
-    schedule=None,
+    on_step: Callable[[int, float], None] | None = None,
+    schedule: Callable[[int], float] | None = None,
+    ctx: Any = None,
 ) -> nn.Module:
-    """Adam on cross-entropy for `steps` minibatches; `schedule(t)` (if given) sets the lr
-    before step t = 0, 1, ...; `on_step(step, loss)` runs after each step."""
+    """Adam on cross-entropy for `steps` minibatches (a thin use of `fit`);
+    ``on_step(step, loss)`` runs after each step."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for step, idx in enumerate(batches_for_steps(len(x), batch_size, steps, rng), 1):
-        if schedule is not None:
-            for group in opt.param_groups:
-                group["lr"] = schedule(step - 1)
-        opt.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-        loss.backward()
-        opt.step()
+
+    def loss_fn(m: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(m(x[idx]), y[idx])
+
+    def hook(step: int, loss: np.ndarray) -> None:
         if on_step is not None:
-            on_step(step, loss.item())
-    model.eval()
+            on_step(step, float(loss))
+
+    fit(
+        model,
+        opt,
+        loss_fn,
+        batches_for_steps(len(x), batch_size, steps, rng),
+        steps,
+        ctx=ctx,
+        schedule=schedule,
+        on_step=hook,
+    )
     return model
