@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from mlatlas.architectures.cnn.lab import images
+from mlatlas.architectures.cnn.data import images
 from mlatlas.architectures.cnn.models import LeNet5
 from mlatlas.core.train import accuracy, fit_classifier
 from mlatlas.foundations.optim.schedules import cosine

@@ -11,10 +11,11 @@ import textwrap
 from pathlib import Path
 from typing import NoReturn
 
+from mlatlas.core.claims import summary_line
 from mlatlas.core.data import REGISTRY, is_available
 from mlatlas.core.lab import SCALES, ConfigError, parse_override
+from mlatlas.core.record import RunRecord
 from mlatlas.core.runner import (
-    RunResult,
     discover,
     get_lab,
     has_code,
@@ -55,28 +56,37 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def _estimate(c: dict) -> str:
+    """Estimate with its interval, e.g. ``0.81 [0.74, 0.88]``."""
+    text = _fmt(c.get("estimate"))
+    if c.get("interval"):
+        text += f" [{_fmt(c['interval'][0])}, {_fmt(c['interval'][1])}]"
+    return text
+
+
+def _verdict(c: dict) -> str:
+    return c["verdict"].upper() if c["verdict"] in ("refuted", "fail") else c["verdict"]
+
+
 def _claims_table(rows: list[dict]) -> str:
-    """Claims as a fixed-width table: topic, lab, claim (wrapped), value, verdict."""
+    """Claims as a fixed-width table: topic, lab, claim (wrapped), kind, estimate, n, verdict."""
     if not rows:
         return "(no claims)"
     w_topic = max(5, *(len(r["topic"]) for r in rows))
     w_lab = max(3, *(len(r["lab"]) for r in rows))
-    w_val = 34
-    w_claim = max(30, _width() - w_topic - w_lab - w_val - 18)
+    w_val = 32
+    w_claim = max(30, _width() - w_topic - w_lab - w_val - 36)
     head = (
-        f"{'topic':<{w_topic}}  {'lab':<{w_lab}}  {'claim':<{w_claim}}  {'value':<{w_val}}  verdict"
+        f"{'topic':<{w_topic}}  {'lab':<{w_lab}}  {'claim':<{w_claim}}  {'kind':<10}  "
+        f"{'estimate [95% interval]':<{w_val}}  {'n':>3}  verdict"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         c = r["claim"]
-        value = _fmt(c["value"])
-        if c.get("interval"):
-            value += f" [{_fmt(c['interval'][0])}, {_fmt(c['interval'][1])}]"
         wrapped = textwrap.wrap(c["statement"], w_claim) or [""]
-        verdict = "supported" if c["holds"] else "NOT SUPPORTED"
         lines.append(
             f"{r['topic']:<{w_topic}}  {r['lab']:<{w_lab}}  {wrapped[0]:<{w_claim}}  "
-            f"{value:<{w_val}}  {verdict}"
+            f"{c['kind']:<10}  {_estimate(c):<{w_val}}  {c.get('n', 1):>3}  {_verdict(c)}"
         )
         for extra in wrapped[1:]:
             lines.append(f"{'':<{w_topic}}  {'':<{w_lab}}  {extra}")
@@ -123,11 +133,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  {spec.name}: {spec.title}")
         print(f"      insights: {', '.join(spec.insights)}")
         run = latest.get((t.slug, spec.name))
-        if run and run.get("status") == "ok":
-            print(f"      last run: {run['scale']} scale, seed {run['seed']}, {run['dir']}")
-            for c in run["claims"]:
-                verdict = "supported" if c["holds"] else "NOT SUPPORTED"
-                line = f"{c['statement']} -> {_fmt(c['value'])} ({verdict})"
+        if run and run.ok:
+            print(f"      last run: {run.scale} scale, seed {run.seed}, {run.dir}")
+            for c in run.claims:
+                line = f"{c['statement']} -> {_estimate(c)}, n = {c['n']} ({c['verdict']})"
                 print(
                     textwrap.fill(
                         line, w, initial_indent="      claim: ", subsequent_indent=" " * 13
@@ -153,7 +162,7 @@ def _claim_statements(fn: object) -> list[str]:
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "claim"
+            and node.func.attr in ("claim", "check")
             and node.args
         ):
             arg = node.args[0]
@@ -192,24 +201,24 @@ def _overrides(pairs: list[str]) -> dict:
     return dict(parse_override(p) for p in pairs)
 
 
-def _report_run(res: RunResult) -> None:
-    r = res.result
-    mem = r["memory"].get("peak_rss_mb")
-    print(f"\n== {r['topic']} / {r['lab']}: {r['title']}")
+def _report_run(r: RunRecord) -> None:
+    mem = r.memory.get("peak_rss_mb")
+    print(f"\n== {r.topic} / {r.lab}: {r.title}")
     print(
-        f"   {r['scale']} scale, seed {r['seed']}, {r['device']}, {r['wall_time_s']:.1f} s, "
-        f"peak RSS {mem} MB -> {res.dir}"
+        f"   {r.scale} scale, seed {r.seed}, {r.device}, {r.wall_time_s:.1f} s, "
+        f"peak RSS {mem} MB -> {r.dir}"
     )
-    if not res.ok:
-        last = (r["error"] or "").strip().splitlines()[-1:]
+    if not r.ok:
+        last = (r.error or "").strip().splitlines()[-1:]
         print(f"   ERROR: {last[0] if last else 'unknown'}")
         return
-    for note in r["notes"]:
+    print(f"   {summary_line(r.claims)}")
+    for note in r.notes:
         print(textwrap.fill(note, _width(), initial_indent="   note: ", subsequent_indent="   "))
 
 
 def _run_many(specs: list, args: argparse.Namespace, overrides: dict) -> int:
-    rows, errors = [], 0
+    rows, errors, times = [], 0, {}
     for spec in specs:
         res = run_lab(
             spec,
@@ -221,10 +230,12 @@ def _run_many(specs: list, args: argparse.Namespace, overrides: dict) -> int:
         )
         _report_run(res)
         errors += not res.ok
+        times[spec.topic] = times.get(spec.topic, 0.0) + res.wall_time_s
         rows += [{"topic": spec.topic, "lab": spec.name, "claim": c} for c in res.claims]
     print("\n" + _claims_table(rows))
-    held = sum(r["claim"]["holds"] for r in rows)
-    print(f"\n{held} of {len(rows)} claims supported; {errors} lab(s) failed.")
+    if len(times) > 1:
+        print("\nwall time: " + ", ".join(f"{t} {s:.0f} s" for t, s in times.items()))
+    print(f"\n{summary_line(r['claim'] for r in rows)}; {errors} lab(s) failed.")
     return 1 if errors else 0
 
 
@@ -252,18 +263,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     runs = list_runs(args.out)
     if args.topic:
         slug = get_topic(args.topic).slug
-        runs = [r for r in runs if r["topic"] == slug]
+        runs = [r for r in runs if r.topic == slug]
     if not runs:
         print(f"no runs under {args.out}")
         return 0
-    print(f"{'started':<26} {'topic':<14} {'lab':<26} {'scale':<8} {'claims':<8} {'time':>8}  dir")
+    print(
+        f"{'started':<26} {'topic':<14} {'lab':<26} {'scale':<8} {'S/R/I':<8} {'checks':<7} "
+        f"{'time':>8}  dir"
+    )
     for r in runs[: args.limit]:
-        claims = r.get("claims", [])
-        held = f"{sum(c['holds'] for c in claims)}/{len(claims)}"
-        status = held if r.get("status") == "ok" else "error"
+        k = r.counts()
+        sri = f"{k['supported']}/{k['refuted']}/{k['inconclusive']}" if r.ok else "error"
+        checks = f"{k['checks_passed']}/{k['checks']}" if r.ok else ""
         print(
-            f"{r.get('started_at', ''):<26} {r['topic']:<14} {r['lab']:<26} {r['scale']:<8} "
-            f"{status:<8} {r.get('wall_time_s', 0):>7.1f}s  {r['dir']}"
+            f"{r.started_at:<26} {r.topic:<14} {r.lab:<26} {r.scale:<8} {sri:<8} {checks:<7} "
+            f"{r.wall_time_s:>7.1f}s  {r.dir}"
         )
     return 0
 

@@ -94,3 +94,67 @@ def test_mlp_ours_equals_torch_kernel():
     b.load_state_dict(a.state_dict())
     x = torch.randn(4, 5, dtype=torch.float64)
     torch.testing.assert_close(a(x), b(x))
+
+
+def test_our_activations_batch_in_an_ensemble():
+    """vmap over our autograd.Function (an Ensemble) gives each member's own outputs and
+    gradients, the same as training the members one by one."""
+    from mlatlas.core.ensemble import Ensemble
+
+    torch.manual_seed(0)
+    models = [mlp([5, 8, 8, 3], name, ours=True).double() for name in ("gelu",) * 3]
+    ens = Ensemble(models)
+    x = torch.randn(3, 4, 5, dtype=torch.float64)
+    out = ens(x, per_member=True)
+    out.square().sum().backward()
+    for r, m in enumerate(models):
+        torch.testing.assert_close(out[r], m(x[r]))
+        m(x[r]).square().sum().backward()
+        grads = [p.grad for p in m.parameters()]
+        for stacked, g in zip(ens.stacked, grads, strict=True):
+            torch.testing.assert_close(stacked.grad[r], g)
+
+
+def test_replicates_pair_arms_and_differ_between_seeds():
+    from mlatlas.core.seeding import replicate
+    from mlatlas.foundations.activations.train import member_batches, replicate_ensemble
+
+    reps = [replicate(0, i) for i in range(3)]
+    a = list(member_batches(100, 10, 12, reps))
+    b = list(member_batches(100, 10, 12, reps))
+    assert len(a) == 12 and a[0].shape == (3, 10)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))  # same stream per arm
+    assert not torch.equal(a[0][0], a[0][1])  # each replicate its own order
+    relu = replicate_ensemble(reps, lambda rep: mlp([4, 6, 2], "relu"))
+    tanh = replicate_ensemble(reps, lambda rep: mlp([4, 6, 2], "tanh"))
+    for p, q in zip(relu.stacked, tanh.stacked, strict=True):
+        torch.testing.assert_close(p, q)  # same init in both arms
+        assert not torch.equal(p[0], p[1])  # different init per replicate
+    other_run = next(member_batches(100, 10, 1, [replicate(1, i) for i in range(3)]))
+    assert not torch.equal(a[0], other_run)  # --seed changes the batch order
+
+
+def test_never_active_units_and_diverged_nets():
+    from mlatlas.foundations.activations.labs.dead_units import never_active_share
+
+    torch.manual_seed(0)
+    model = mlp([3, 4, 2], "relu")
+    with torch.no_grad():
+        model[0].bias[:2] = -1e6  # two of four units can never be active
+    assert never_active_share(model, torch.randn(50, 3)) == (0.5, 0.5)
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    share, first = never_active_share(model, torch.randn(50, 3))
+    assert share != share and first != first  # NaN: neither dead nor alive
+
+
+def test_relu_nets_have_zero_curvature_and_count_pieces():
+    from mlatlas.foundations.activations.labs.inductive_bias import count_pieces, derivatives
+
+    grid = torch.linspace(-2, 2, 401, dtype=torch.float64).numpy()
+    assert count_pieces(abs(grid - 0.5), grid) == 2
+    torch.manual_seed(0)
+    _, _, d2 = derivatives(mlp([1, 16, 16, 1], "relu").double(), grid)
+    assert abs(d2).max() == 0.0
+    _, _, d2 = derivatives(mlp([1, 16, 16, 1], "tanh").double(), grid)
+    assert abs(d2).min() > 0.0

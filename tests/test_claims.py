@@ -81,15 +81,26 @@ def test_within_is_two_one_sided_tests():
     ]
 
 
+def test_zero_spread_is_decided_by_the_sign_test():
+    """Identical samples make the t statistic undefined: 2^-n decides (n = 5: 1/32 > 0.025)."""
+    for n, expected in ((2, "inconclusive"), (5, "inconclusive"), (6, "supported")):
+        c = _exp(paired=True)
+        for i in range(n):
+            c.add(i, 1.0, 0.0)
+        r = _decide(c)[0]
+        assert r["p_support"] == pytest.approx(0.5**n) and r["verdict"] == expected, n
+
+
 def test_paired_by_seed_id_not_position():
     c = _exp(paired=True)
     # added out of order: pairs must match by id
     c.add(2, 3.0, 2.0)
     c.add(0, 1.0, 0.0)
     c.add(1, 2.0, 1.0)
+    c.add(3, 4.5, 3.0)
     r = _decide(c)[0]
-    assert r["estimate"] == pytest.approx(1.0) and r["interval"] == pytest.approx([1.0, 1.0])
-    assert r["verdict"] == "supported"
+    assert r["estimate"] == pytest.approx(1.125) and r["n"] == 4
+    assert r["samples"][""]["2"] == [3.0, 2.0]
     with pytest.raises(ClaimError, match="given twice"):
         c.add(1, 0.0, 0.0)
     with pytest.raises(ClaimError, match="two values"):
@@ -239,8 +250,10 @@ def test_calibration_null_and_power(noise, capsys):
     null = _simulate(0.0, noise)
     power = _simulate(2.0, noise)
     with capsys.disabled():
-        print(f"\n[{noise} noise, n = 5] supported under no effect: {null:.3f}; "
-              f"under a 2-sd effect: {power:.3f}")
+        print(
+            f"\n[{noise} noise, n = 5] supported under no effect: {null:.3f}; "
+            f"under a 2-sd effect: {power:.3f}"
+        )
     slack = 3 * math.sqrt(0.05 * 0.95 / 2000)  # three Monte-Carlo standard errors
     assert null <= 0.05 + slack
     assert power > 0.5

@@ -1,20 +1,27 @@
 """im2col convolution and pooling equal torch (values and gradients, float64, 1e-10); the
-receptive-field calculator equals the empirical field; models run with either kernel."""
+receptive-field calculator equals the empirical field; models run with either kernel; the
+topic's data and training helpers (shift, equal-size MLP, batched ensemble = separate runs)."""
 
 from __future__ import annotations
 
+import copy
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mlatlas.architectures.cnn.conv import avg_pool2d, conv2d, max_pool2d, output_size
+from mlatlas.architectures.cnn.data import shift
 from mlatlas.architectures.cnn.models import CifarResNet, LeNet5, VGGSmall
 from mlatlas.architectures.cnn.receptive import (
     empirical_receptive_field,
     geometry_of,
     receptive_fields,
 )
+from mlatlas.architectures.cnn.train import equal_params_mlp, train_classifier, train_ensemble
+from mlatlas.core.train import count_params
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 
@@ -114,3 +121,35 @@ def test_models_same_output_with_either_kernel():
         b.load_state_dict(a.state_dict())
         torch.testing.assert_close(a(x), b(x), **TOL)
     assert CifarResNet(3).depth == 20 and CifarResNet(9).depth == 56
+
+
+def test_shift_moves_pixels_and_fills_with_background():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float64).reshape(2, 1, 6, 6)
+    y = shift(x, 2, -1)
+    torch.testing.assert_close(y[..., 2:, :5], x[..., :4, 1:])
+    assert (y[..., :2, :] == x.min()).all() and (y[..., :, 5:] == x.min()).all()
+    torch.testing.assert_close(shift(y, -2, 1)[..., 2:4, 1:5], x[..., 2:4, 1:5])
+
+
+def test_equal_params_mlp_matches_lenet():
+    target = count_params(LeNet5())
+    assert abs(count_params(equal_params_mlp(target, 10)) - target) / target < 0.01
+
+
+def test_ensemble_training_equals_separate_runs():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (64,), generator=g)
+    models = []
+    for s in range(3):
+        torch.manual_seed(s)
+        models.append(equal_params_mlp(2000, 10))
+    copies = [copy.deepcopy(m) for m in models]
+    rngs = [np.random.default_rng(s) for s in range(3)]
+    ens, fit = train_ensemble(models, x, y, 12, 16, rngs, lr=1e-2)
+    assert fit.losses.shape == (12, 3)
+    for r, m in enumerate(copies):
+        res = train_classifier(m, x, y, 12, 16, np.random.default_rng(r), lr=1e-2)
+        np.testing.assert_allclose(res.losses, fit.losses[:, r], rtol=1e-4, atol=1e-6)
+        for a, b in zip(m.parameters(), ens.member(r).parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from mlatlas.core import ConfigError, LabError, bootstrap_ci, lab, load_checkpoint, save_checkpoint
+from mlatlas.core import (
+    ConfigError,
+    LabError,
+    RunRecord,
+    bootstrap_ci,
+    lab,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mlatlas.core.lab import Lab, isolated_registry, parse_override, registered_labs
-from mlatlas.core.runner import discover, get_lab, run_lab
+from mlatlas.core.runner import discover, run_lab
 
 
 @pytest.fixture(autouse=True)
@@ -27,11 +35,18 @@ def _toy_lab():
     def _framework_probe(ctx: Lab) -> None:
         """A probe of the lab API."""
         cfg = ctx.config(n=(3, 5, 7), lr=0.5, tag="x", sizes=[1, 2], flag=False)
+        positive = ctx.claim(
+            "a shifted normal has a positive mean",
+            quantity="mean of 20 draws from N(3, 1)",
+            direction=">",
+            margin=0.0,
+        )
         total = 0.0
-        for i in ctx.progress(cfg.n, desc="steps"):
-            v = float(ctx.rng.standard_normal())
+        for rep in ctx.replicates(cfg.n):
+            v = float(rep.rng("draw").standard_normal())
             total += v
-            ctx.log(step=i, value=v)
+            ctx.log(step=rep.id, value=v)
+            positive.add(rep.id, 3.0 + rep.rng("mean").standard_normal(20).mean())
         ctx.metric("total", total)
         ctx.metric("cfg", dict(cfg))
         ctx.table("rows", [{"a": 1, "b": np.float32(2.5)}])
@@ -40,7 +55,7 @@ def _toy_lab():
         fig, ax = new_figure()
         ax[0, 0].plot([0, 1], [0, 1])
         ctx.figure("line", fig, "a line")
-        ctx.claim("total is finite", value=total, holds=np.isfinite(total))
+        ctx.check("total is finite", abs(total), direction="<", bound=float("inf"))
 
     return _framework_probe.spec
 
@@ -56,7 +71,7 @@ def test_scratch_labs_do_not_leak():
 
 def test_run_folder_and_result(tmp_path):
     res = run_lab(PROBE, scale="smoke", seed=3, out=tmp_path)
-    assert res.ok, res.result["error"]
+    assert res.ok, res.error
     files = {p.name for p in res.dir.iterdir()}
     assert {"config.json", "metrics.jsonl", "result.json", "line.png", "line.svg"} <= files
     assert res.dir.parent == tmp_path / "backprop" / "_framework_probe"
@@ -78,7 +93,11 @@ def test_run_folder_and_result(tmp_path):
     ):
         assert key in r, key
     assert r["config"]["n"] == 3 and r["metrics"]["cfg"]["lr"] == 0.5
-    assert r["claims"][0]["verdict"] == "supported" and r["claims"][0]["insight"] == "gradient flow"
+    exp, check = r["claims"]
+    assert exp["kind"] == "experiment" and exp["verdict"] == "supported" and exp["n"] == 3
+    assert exp["insight"] == "gradient flow" and len(exp["samples"][""]) == 3
+    assert check["kind"] == "check" and check["verdict"] == "pass"
+    assert r["format"] == 2 and RunRecord.load(res.dir) == res
     assert r["memory"]["peak_rss_mb"] > 10
     assert r["versions"]["torch"].startswith("2.")
     lines = (res.dir / "metrics.jsonl").read_text().splitlines()
@@ -90,22 +109,14 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
     b = run_lab(PROBE, scale="default", seed=1, out=tmp_path)
     c = run_lab(PROBE, scale="default", seed=2, out=tmp_path)
     assert a.dir != b.dir
-    assert a.result["metrics"] == b.result["metrics"]
-    assert a.result["metrics"]["total"] != c.result["metrics"]["total"]
-
-
-def test_real_lab_repeats_exactly(tmp_path):
-    spec = get_lab("backprop", "gradient_flow")
-    a = run_lab(spec, scale="smoke", seed=0, out=tmp_path)
-    b = run_lab(spec, scale="smoke", seed=0, out=tmp_path)
-    assert a.ok and b.ok
-    assert a.result["tables"] == b.result["tables"]
-    assert a.result["claims"] == b.result["claims"]
+    assert a.metrics == b.metrics and a.claims == b.claims
+    assert a.metrics["total"] != c.metrics["total"]
+    assert a.claims[0]["samples"] != c.claims[0]["samples"]
 
 
 def test_overrides_are_typed_and_checked(tmp_path):
     res = run_lab(PROBE, "smoke", 0, out=tmp_path, overrides={"n": 4, "lr": 1, "sizes": 3})
-    assert res.result["config"] == {"n": 4, "lr": 1.0, "tag": "x", "sizes": [3], "flag": False}
+    assert res.config == {"n": 4, "lr": 1.0, "tag": "x", "sizes": [3], "flag": False}
     with pytest.raises(ConfigError, match="valid settings: flag, lr, n, sizes, tag"):
         run_lab(PROBE, "smoke", 0, out=tmp_path, overrides={"steps": 4})
     with pytest.raises(ConfigError, match="expected a int"):
@@ -133,7 +144,7 @@ def test_lab_errors_are_recorded_not_raised(tmp_path):
         raise RuntimeError("boom")
 
     res = run_lab(_fails.spec, "smoke", 0, out=tmp_path)
-    assert not res.ok and "RuntimeError: boom" in res.result["error"]
+    assert not res.ok and "RuntimeError: boom" in res.error
 
 
 def test_lab_definition_errors():
@@ -150,10 +161,20 @@ def test_claim_needs_an_insight_when_the_lab_has_several(tmp_path):
     @lab("backprop", insights=["gradient flow", "vanishing/exploding gradients"])
     def _two(ctx: Lab) -> None:
         """Two insights."""
-        ctx.claim("x", value=1.0, holds=True)
+        ctx.check("x", 1.0, direction=">", bound=0.0)
 
     res = run_lab(_two.spec, "smoke", 0, out=tmp_path)
-    assert "name one of" in res.result["error"]
+    assert "name one of" in res.error
+
+
+def test_a_stated_claim_must_be_measured(tmp_path):
+    @lab("backprop", insights=["gradient flow"])
+    def _forgets(ctx: Lab) -> None:
+        """States a claim, never measures it."""
+        ctx.claim("x", quantity="q", direction=">", margin=0.0)
+
+    res = run_lab(_forgets.spec, "smoke", 0, out=tmp_path)
+    assert not res.ok and "never given a sample" in res.error
 
 
 def test_checkpoint_roundtrip_without_pickle(tmp_path):
@@ -173,15 +194,6 @@ def test_bootstrap_interval_covers_the_mean():
     x = np.random.default_rng(0).normal(5, 1, 50)
     lo, hi = bootstrap_ci(x)
     assert lo < x.mean() < hi and hi - lo < 1.0
-    assert bootstrap_ci([2.0]) == (2.0, 2.0)
-    with pytest.raises(ValueError):
-        bootstrap_ci([])
-
-
-def test_mean_and_geometric_mean_intervals():
-    from mlatlas.core import geometric_mean_ci, mean_ci
-
-    m, (lo, hi) = mean_ci([1.0, 2.0, 3.0, 4.0])
-    assert m == 2.5 and lo < 2.5 < hi
-    g, (glo, ghi) = geometric_mean_ci([1e-6, 1e-4, 1e-2])
-    assert abs(g - 1e-4) < 1e-12 and glo < g < ghi
+    for few in ([], [2.0], list(range(9))):
+        with pytest.raises(ValueError, match="at least 10"):
+            bootstrap_ci(few)

@@ -187,3 +187,79 @@ def test_nt_xent_against_a_loop():
     # identical views of well-separated points: the loss approaches its floor 0 as t -> 0
     e = torch.eye(4, dtype=torch.float64)
     assert L.nt_xent(e, e, 0.05).item() < 1e-6
+
+
+# --- helpers of the losses labs ---------------------------------------------------------
+
+
+def test_member_batches_follow_each_members_stream():
+    import numpy as np
+
+    from mlatlas.core.seeding import numpy_rng
+    from mlatlas.core.train import batches_for_steps
+    from mlatlas.foundations.losses.train import member_batches
+
+    rngs = [numpy_rng(1, "a"), numpy_rng(1, "a"), numpy_rng(2, "a")]
+    got = list(member_batches([50, 50, 50], 8, 13, rngs))
+    assert len(got) == 13 and got[0].shape == (3, 8)
+    ref = list(batches_for_steps(50, 8, 13, numpy_rng(2, "a")))
+    for t, b in enumerate(got):
+        assert torch.equal(b[0], b[1])  # same stream, same batches (common random numbers)
+        assert torch.equal(b[2], ref[t])
+    assert not all(torch.equal(b[0], b[2]) for b in got)
+    assert np.unique(torch.cat([b[2] for b in got[:6]]).numpy()).size == 48  # one epoch
+
+
+def test_member_accuracy_matches_each_member_and_flags_divergence():
+    from mlatlas.core.ensemble import Ensemble
+    from mlatlas.core.train import accuracy, make_mlp
+    from mlatlas.foundations.losses.train import member_accuracy
+
+    torch.manual_seed(0)
+    ens = Ensemble([make_mlp([6, 8, 3]) for _ in range(3)])
+    x, y = torch.randn(50, 6), torch.randint(0, 3, (50,))
+    acc = member_accuracy(ens, x, y)
+    for r in range(3):
+        assert acc[r] == pytest.approx(accuracy(ens.member(r), x, y))
+    with torch.no_grad():
+        ens.stacked[0][1] = float("nan")
+    acc = member_accuracy(ens, x, y)
+    assert math.isnan(acc[1]) and not math.isnan(acc[0])
+
+
+def test_scaling_the_loss_is_sgd_at_that_lr():
+    """mse_vs_ce trains every lr in one ensemble: SGD+momentum at lr 1 on s * loss is SGD+momentum
+    at lr s on the loss."""
+    g = torch.Generator().manual_seed(3)
+    w0 = torch.randn(5, generator=g, dtype=torch.float64)
+    xs = [torch.randn(5, generator=g, dtype=torch.float64) for _ in range(10)]
+    out = []
+    for lr, scale in ((0.3, 1.0), (1.0, 0.3)):
+        w = w0.clone().requires_grad_()
+        opt = torch.optim.SGD([w], lr=lr, momentum=0.9)
+        for x in xs:
+            opt.zero_grad()
+            (scale * ((w @ x) - 1) ** 2).backward()
+            opt.step()
+        out.append(w.detach())
+    torch.testing.assert_close(out[0], out[1], rtol=1e-12, atol=1e-12)
+
+
+def test_contrastive_pairs_and_curriculum_pacing():
+    from mlatlas.core.seeding import replicate
+    from mlatlas.foundations.losses.labs.contrastive_embedding import pair_batches
+    from mlatlas.foundations.losses.labs.curriculum import paced_batches
+
+    y = torch.arange(40) % 4
+    reps = [replicate(0, 0), replicate(0, 0), replicate(0, 1)]
+    for a, p, neg in pair_batches(y, 8, 5, reps):
+        assert torch.equal(y[p], y[a])  # positives share the anchor's class
+        assert torch.equal(a[0], a[1]) and torch.equal(p[0], p[1])
+        for r in range(3):
+            assert torch.equal(a[r][neg[r]], torch.roll(a[r], int((neg[r][0] * -1) % 8)))
+    order = torch.randperm(100, generator=torch.Generator().manual_seed(0))
+    gens = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)]
+    first = next(paced_batches([order, None], gens, 100, 10, 40, 0.2))
+    assert set(first[0].tolist()) <= set(order[:20].tolist())  # the easiest 20% at step 0
+    batches = list(paced_batches([order, None], gens, 100, 10, 40, 0.2))
+    assert len(batches) == 40

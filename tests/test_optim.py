@@ -135,3 +135,62 @@ def test_schedules_equal_torch(name, schedule, make):
         rtol=1e-9,
         atol=1e-12,
     )
+
+
+def test_labs_register_in_order():
+    from mlatlas.core.runner import discover
+
+    names = [s.name for s in discover("optim")]
+    assert names == [
+        "condition_number",
+        "saddle_points",
+        "adaptive_rates",
+        "adam_l2_vs_adamw",
+        "schedules",
+        "convergence",
+    ]
+
+
+def test_scaled_member_gradients_equal_momentum_sgd_with_scaled_lr():
+    """schedules' lr grid in one ensemble: member r's gradient x c_r is momentum SGD with lr
+    c_r x the shared scheduled lr, exactly (checked against separate torch.optim runs)."""
+    from mlatlas.core import Ensemble, fit
+    from mlatlas.foundations.optim.labs.schedules import member_loss, scale_member_lrs
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (64,), generator=gen)
+    models = [torch.nn.Linear(5, 3).double() for _ in range(3)]
+    copies = [torch.nn.Linear(5, 3).double() for _ in range(3)]
+    for a, b in zip(models, copies, strict=True):
+        b.load_state_dict(a.state_dict())
+    factors, plan = [0.5, 1.0, 2.0], ours.warmup_cosine(0.1, 5, 30, 0.1)
+    ens = Ensemble(models)
+    scale_member_lrs(ens, factors)
+    batches = [torch.randint(0, 64, (16,), generator=gen) for _ in range(30)]
+    opt = ours.SGD(ens.parameters(), lr=plan(0), momentum=0.9)
+    fit(ens, opt, member_loss(x, y), (b.expand(3, -1) for b in batches), 30, schedule=plan)
+    for r, (m, c) in enumerate(zip(copies, factors, strict=True)):
+        ref = torch.optim.SGD(m.parameters(), lr=0.0, momentum=0.9)
+        for t, b in enumerate(batches):
+            ref.param_groups[0]["lr"] = c * plan(t)
+            ref.zero_grad()
+            torch.nn.functional.cross_entropy(m(x[b]), y[b]).backward()
+            ref.step()
+        got = ens.member(r)
+        for pa, pb in zip(got.parameters(), m.parameters(), strict=True):
+            torch.testing.assert_close(pa, pb, rtol=1e-10, atol=1e-12)
+
+
+def test_expected_error_matches_the_closed_form_for_lam_equal_mu():
+    """With lam = mu and eta_t = 1/(mu (t + t0)), 1 - eta_t lam telescopes:
+    E e_T^2 = e0^2 ((t0 - 1)/(T + t0 - 1))^2 + sigma^2/mu^2 T/(T + t0 - 1)^2."""
+    import numpy as np
+
+    from mlatlas.foundations.optim.labs.convergence import expected_error
+
+    mu, t0, sigma, e0, T = 2.0, 10.0, 0.7, 1.5, 5000
+    etas = 1 / (mu * (np.arange(T) + t0))
+    got = expected_error(np.array([mu]), np.array([e0]), etas, sigma)[-1]
+    want = e0**2 * ((t0 - 1) / (T + t0 - 1)) ** 2 + sigma**2 / mu**2 * T / (T + t0 - 1) ** 2
+    assert abs(got / want - 1) < 1e-10

@@ -5,6 +5,7 @@ they should, and `serve` answers on 127.0.0.1."""
 from __future__ import annotations
 
 import html.parser
+import re
 import threading
 import urllib.request
 from pathlib import Path
@@ -87,7 +88,11 @@ def test_map_graph_and_claims(site):
     index = _parse(out / "index.html")
     assert index.nodes == 22
     topic = (out / "topics" / "backprop.html").read_text()
-    assert topic.count("supported</span>") >= 4 and "<math" in topic  # claims and MathML
+    verdicts = re.findall(
+        r'<span class="(?:ok|bad|unsure)">(supported|refuted|inconclusive|pass|fail)</span>', topic
+    )
+    assert len(verdicts) == 4 + 2 and "<math" in topic  # every claim's verdict, and MathML
+    assert "experiments: " in topic and "checks: " in topic  # counted apart
     assert "Not yet run" in topic  # the labs that did not run say so
     claims = (out / "claims.html").read_text()
     assert claims.count("<tr>") == 1 + 4 + 2  # header + gradient_flow's 4 + engine's 2

@@ -1,9 +1,10 @@
-"""Residual and dense blocks: shapes, the identity at zero-initialised branches, and the
-pre-activation identity path."""
+"""Residual and dense blocks: shapes, the identity at zero-initialised branches, the
+pre-activation identity path, and nets stacked as channel groups (`residual.grouped`)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from mlatlas.architectures.residual.blocks import (
     BasicBlock,
@@ -15,6 +16,7 @@ from mlatlas.architectures.residual.blocks import (
     Transition,
     zero_init_residual,
 )
+from mlatlas.architectures.residual.grouped import Grouped
 
 
 def test_block_shapes():
@@ -59,3 +61,46 @@ def test_plain_network_has_no_skip():
     # with the last BN of each branch at 0 and no skip, the blocks output relu(0) = 0
     out = plain.blocks(plain.stem(x))
     assert out.abs().max() == 0
+
+
+def _sgd_steps(model, loss_of, steps=3):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    model.train()
+    for t in range(steps):
+        opt.zero_grad()
+        loss_of(model, t).sum().backward()
+        opt.step()
+    return model.eval()
+
+
+def _check_grouped_equals_separate(build, R=3, B=8):
+    torch.manual_seed(0)
+    models = [build() for _ in range(R)]
+    x = torch.randn(3, R, B, 1, 8, 8)
+    y = torch.randint(0, 10, (3, R, B))
+    group = Grouped(models)
+    out = group(x[0])
+    assert out.shape == (R, B, 10)
+    for r in range(R):
+        torch.testing.assert_close(out[r], models[r](x[0, r]), atol=1e-5, rtol=1e-5)
+
+    def group_loss(m, t):
+        ce = F.cross_entropy(m(x[t]).flatten(0, 1), y[t].flatten(), reduction="none")
+        return ce.view(R, B).mean(1)
+
+    _sgd_steps(group, group_loss)
+    xt = torch.randn(4, 1, 8, 8)
+    for r in range(R):
+        alone = _sgd_steps(models[r], lambda m, t, r=r: F.cross_entropy(m(x[t, r]), y[t, r]))
+        mine = group.member(r).state_dict()
+        for name, p in alone.state_dict().items():
+            torch.testing.assert_close(p, mine[name], atol=1e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(group(xt)[r], alone(xt), atol=1e-5, rtol=1e-4)
+
+
+def test_grouped_nets_train_exactly_like_separate_runs():
+    # R nets stacked as channel groups, each with its own batches = R separate SGD runs
+    # (forward, train-mode BatchNorm, momentum, weight decay, eval with running statistics)
+    _check_grouped_equals_separate(lambda: CifarResNet(1, widths=(4, 4, 8), residual=True))
+    _check_grouped_equals_separate(lambda: CifarResNet(1, widths=(4, 4, 8), residual=False))
+    _check_grouped_equals_separate(lambda: DenseNet(growth=3, layers=(2, 2)))

@@ -19,7 +19,9 @@ def _net() -> nn.Module:
 
 def _data():
     g = torch.Generator().manual_seed(0)
-    return torch.randn(64, 4, generator=g, dtype=torch.float64), torch.randint(0, 3, (64,), generator=g)
+    return torch.randn(64, 4, generator=g, dtype=torch.float64), torch.randint(
+        0, 3, (64,), generator=g
+    )
 
 
 @pytest.mark.parametrize("opt_name", ["sgd", "adam"])
@@ -43,12 +45,18 @@ def test_ensemble_equals_separate_runs(opt_name):
         logits = m(x[idx])  # (R, B, 3)
         return torch.stack([nn.functional.cross_entropy(lr, y[idx]) for lr in logits])
 
-    res = fit(ens, make_opt(ens.parameters()), ens_loss, batches_for_steps(64, 16, 20, numpy_rng(1)), 20)
+    res = fit(
+        ens, make_opt(ens.parameters()), ens_loss, batches_for_steps(64, 16, 20, numpy_rng(1)), 20
+    )
     assert res.losses.shape == (20, 3) and not res.diverged.any()
     for r, m in enumerate(models):
-        single = fit(m, make_opt(m.parameters()), one_loss, batches_for_steps(64, 16, 20, numpy_rng(1)), 20)
+        single = fit(
+            m, make_opt(m.parameters()), one_loss, batches_for_steps(64, 16, 20, numpy_rng(1)), 20
+        )
         np.testing.assert_allclose(res.losses[:, r], single.losses, rtol=0, atol=1e-10)
-        for (k, a), b in zip(m.state_dict().items(), ens.member(r).state_dict().values(), strict=True):
+        for (k, a), b in zip(
+            m.state_dict().items(), ens.member(r).state_dict().values(), strict=True
+        ):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-10, msg=k)
 
 

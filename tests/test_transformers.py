@@ -161,3 +161,61 @@ def test_vit_patches_and_shape():
     assert p.shape == (1, 16, 49)
     torch.testing.assert_close(p[0, 1].reshape(7, 7), x[0, 0, :7, 7:14])  # row-major patches
     assert vit(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_gru_cell_of_the_seq2seq_lab_equals_torch():
+    from mlatlas.architectures.transformers.labs.seq2seq_attention import GRUCell
+
+    torch.manual_seed(0)
+    ref = torch.nn.GRUCell(5, 7).double()
+    ours = GRUCell(5, 7).double()
+    with torch.no_grad():
+        ours.x2h.weight.copy_(ref.weight_ih)
+        ours.x2h.bias.copy_(ref.bias_ih)
+        ours.h2h.weight.copy_(ref.weight_hh)
+        ours.h2h.bias.copy_(ref.bias_hh)
+    x, h = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 7, dtype=torch.float64)
+    torch.testing.assert_close(ours(x, h), ref(x, h), **TOL)
+
+
+def test_clip_members_equals_separate_clipped_runs():
+    import copy
+
+    from mlatlas.architectures.transformers.train import clip_members
+    from mlatlas.core import Ensemble
+
+    torch.manual_seed(0)
+    nets = [
+        torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+        for _ in range(3)
+    ]
+    alone = [copy.deepcopy(m) for m in nets]
+    ens = Ensemble(nets)
+    opt = torch.optim.Adam(ens.parameters(), lr=0.1)
+    clip_members(ens, opt, 0.05)
+    opts = [torch.optim.Adam(m.parameters(), lr=0.1) for m in alone]
+    for _ in range(10):
+        x = torch.randn(3, 16, 4, dtype=torch.float64)
+        y = 5 * torch.randn(3, 16, 1, dtype=torch.float64)
+        opt.zero_grad()
+        ((ens(x, per_member=True) - y) ** 2).mean((1, 2)).sum().backward()
+        opt.step()
+        for r, (m, o) in enumerate(zip(alone, opts, strict=True)):
+            o.zero_grad()
+            ((m(x[r]) - y[r]) ** 2).mean().backward()
+            torch.nn.utils.clip_grad_norm_(m.parameters(), 0.05)
+            o.step()
+    for r, m in enumerate(alone):
+        for p, q in zip(ens.member(r).parameters(), m.parameters(), strict=True):
+            torch.testing.assert_close(p, q, **TOL)
+
+
+def test_order_task_labels_say_which_comes_first():
+    from mlatlas.architectures.transformers.labs.position_matters import order_task
+
+    x, y = order_task(200, 10, 12, torch.Generator().manual_seed(0))
+    first0 = (x == 0).long().argmax(1)
+    first1 = (x == 1).long().argmax(1)
+    assert ((x == 0).sum(1) == 1).all() and ((x == 1).sum(1) == 1).all()
+    assert torch.equal(y, (first0 < first1).long())
+    assert 0.3 < y.float().mean() < 0.7

@@ -26,6 +26,10 @@ nominal 2.5% per side for normal and symmetric heavy-tailed noise (`tests/test_c
 simulates 2,000 null experiments of each). Percentile bootstraps are not used for verdicts:
 on n ≤ 3 samples their "95%" interval is the sample range.
 
+When every sample is equal (zero spread: tied censored runs, a statistic at its bound) the t
+statistic is undefined and the exact sign test decides: p = 2⁻ⁿ, so it takes n ≥ 6 samples on
+one side to support or refute.
+
 Multiplicity: within one lab, the one-sided p-values of every experiment are Holm-corrected
 (Holm 1979) — the "support" p-values as one family and the "refute" p-values as another — and a
 verdict needs the corrected p ≤ 0.025, which with a single claim is exactly "the 95% interval
@@ -97,14 +101,19 @@ def t_test(x: Sequence[float] | np.ndarray, direction: str, margin: Any) -> TTes
     half = float(_st.t.ppf(1 - ALPHA / 2, n - 1)) * se
     interval = (mean - half, mean + half)
 
+    # Zero spread (every sample equal: censored ties, a bounded statistic at its bound) leaves
+    # the t statistic undefined; the exact sign test decides instead: n samples all on one
+    # side of the margin have probability 2^-n under a null symmetric about it.
+    sign_p = 0.5**n
+
     def upper_tail(m: float) -> float:  # P-value of H0: mu <= m against H1: mu > m
         if se == 0.0:
-            return 0.0 if mean > m else 1.0
+            return sign_p if mean > m else 1.0
         return float(_st.t.sf((mean - m) / se, n - 1))
 
     def lower_tail(m: float) -> float:  # H0: mu >= m against H1: mu < m
         if se == 0.0:
-            return 0.0 if mean < m else 1.0
+            return sign_p if mean < m else 1.0
         return float(_st.t.cdf((mean - m) / se, n - 1))
 
     if direction == ">":
@@ -294,7 +303,9 @@ class Experiment:
             p_sup = None if None in sups else max(sups)
             p_ref = None if None in refs else min(1.0, len(refs) * min(refs))
             # show the part with the weakest support: it decides the claim
-            head = max(parts.values(), key=lambda d: -1 if d["p_support"] is None else d["p_support"])
+            head = max(
+                parts.values(), key=lambda d: -1 if d["p_support"] is None else d["p_support"]
+            )
         record: dict[str, Any] = {
             "kind": "experiment",
             "statement": self.statement,
@@ -319,6 +330,8 @@ class Experiment:
         }
         if self.censor_at is not None:
             record["censor_at"] = self.censor_at
+        if self.on_failure is not None:
+            record["on_failure"] = self.on_failure
         if len(parts) > 1:
             record["parts"] = parts
         else:
@@ -393,7 +406,7 @@ def summarize(claims: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 
 def summary_line(claims: Iterable[dict[str, Any]]) -> str:
-    """"experiments: S supported, R refuted, I inconclusive; checks: K of N pass"."""
+    """ "experiments: S supported, R refuted, I inconclusive; checks: K of N pass"."""
     s = summarize(claims)
     return (
         f"experiments: {s[SUPPORTED]} supported, {s[REFUTED]} refuted, "

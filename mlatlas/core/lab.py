@@ -42,7 +42,14 @@ from tqdm.auto import tqdm
 
 from mlatlas.core.claims import Check, ClaimError, Experiment, decide_lab
 from mlatlas.core.figures import save_figure
-from mlatlas.core.seeding import Replicate, derive_seed, numpy_rng, replicate, seed_global
+from mlatlas.core.seeding import (
+    Replicate,
+    derive_seed,
+    numpy_rng,
+    replicate,
+    seed_global,
+    torch_generator,
+)
 from mlatlas.guide import Topic, get_topic
 
 SCALES = ("smoke", "default", "full")
@@ -64,6 +71,7 @@ class LabSpec:
     fn: Callable[[Lab], None]
     insights: tuple[str, ...]
     title: str  # first line of the docstring
+    timing: bool = False  # its samples are wall-clock timings: they repeat only up to noise
 
     @property
     def doc(self) -> str:
@@ -87,8 +95,13 @@ def _match_insight(topic: Topic, name: str) -> str:
     )
 
 
-def lab(topic: str, insights: Sequence[str]) -> Callable[[Callable[[Lab], None]], Callable]:
-    """Register `fn` as a lab of `topic` that measures the given key insights."""
+def lab(
+    topic: str, insights: Sequence[str], *, timing: bool = False
+) -> Callable[[Callable[[Lab], None]], Callable]:
+    """Register `fn` as a lab of `topic` that measures the given key insights.
+
+    timing: the lab's samples are wall-clock measurements, so a rerun with the same seed
+    repeats its claims only up to machine noise (every other lab repeats exactly)."""
     t = get_topic(topic)
     resolved = tuple(_match_insight(t, i) for i in insights)
     if not resolved:
@@ -98,7 +111,7 @@ def lab(topic: str, insights: Sequence[str]) -> Callable[[Callable[[Lab], None]]
         doc = (fn.__doc__ or "").strip()
         if not doc:
             raise LabError(f"lab {fn.__name__} needs a docstring: its first line is its title")
-        spec = LabSpec(t.slug, fn.__name__, fn, resolved, doc.splitlines()[0])
+        spec = LabSpec(t.slug, fn.__name__, fn, resolved, doc.splitlines()[0], timing)
         _REGISTRY.setdefault(t.slug, {})[spec.name] = spec
         fn.spec = spec  # type: ignore[attr-defined]
         return fn
@@ -387,6 +400,10 @@ class Lab:
             rep = replicate(self.seed, i)
             seed_global(rep.seed)
             yield rep
+
+    def generator(self, *keys: object, device: str | torch.device = "cpu") -> torch.Generator:
+        """A torch.Generator derived from the run seed and `keys` (work outside replicates)."""
+        return torch_generator(self.seed, "lab", *keys, device=device)
 
     def seed_torch(self, *keys: object) -> None:
         """Seed the global generators from the run seed and `keys` (for work outside

@@ -1,7 +1,8 @@
 """Running labs: discovery, the run folder, result.json, and reading past runs back.
 
 A run writes ``runs/<topic>/<lab>/<run-id>/`` with config.json, metrics.jsonl,
-result.json (a `RunRecord`, claims decided by the core) and the figures. Same seed, same scale, same machine: same numbers.
+result.json (a `RunRecord`, claims decided by the core) and the figures.
+Same seed, same scale, same machine: same numbers.
 """
 
 from __future__ import annotations
@@ -151,7 +152,9 @@ def list_runs(out: str | Path = "runs") -> list[RunRecord]:
     return rows
 
 
-def latest_runs(out: str | Path = "runs", scale: str | None = None) -> dict[tuple[str, str], RunRecord]:
+def latest_runs(
+    out: str | Path = "runs", scale: str | None = None
+) -> dict[tuple[str, str], RunRecord]:
     """The newest run of each (topic, lab), optionally of one scale."""
     latest: dict[tuple[str, str], RunRecord] = {}
     for r in list_runs(out):

@@ -9,7 +9,6 @@ import sys
 import threading
 from importlib import metadata
 
-import numpy as np
 import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -39,7 +39,9 @@ def numpy_rng(seed: int, *keys: object) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(derive_seed(seed, *keys)))
 
 
-def torch_generator(seed: int, *keys: object, device: str | torch.device = "cpu") -> torch.Generator:
+def torch_generator(
+    seed: int, *keys: object, device: str | torch.device = "cpu"
+) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(derive_seed(seed, *keys))
     return g

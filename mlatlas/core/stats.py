@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+MIN_BOOTSTRAP = 10
+
 
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
@@ -17,13 +19,15 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of `stat` over `values` (Efron & Tibshirani 1993).
 
-    With one value the interval is that value: there is nothing to resample.
+    Refuses fewer than `MIN_BOOTSTRAP` values: on n <= 3 the "95%" percentile interval is just
+    [min, max], and below about 10 it badly under-covers.
     """
     x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    if x.size == 1:
-        return float(x[0]), float(x[0])
+    if x.size < MIN_BOOTSTRAP:
+        raise ValueError(
+            f"bootstrap_ci needs at least {MIN_BOOTSTRAP} values, got {x.size}; "
+            "use a claim's t-interval for a handful of seeds"
+        )
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, x.size, size=(n_boot, x.size))
     stats = np.array([stat(x[i]) for i in idx]) if stat is not np.mean else x[idx].mean(axis=1)

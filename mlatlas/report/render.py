@@ -30,6 +30,7 @@ th { background: var(--bg2); }
 .ok { color: var(--ok); font-weight: 600; }
 .bad { color: var(--bad); font-weight: 600; }
 .none { color: var(--none); }
+.unsure { color: #9a6700; font-weight: 600; }
 .sections { display: grid; grid-template-columns: repeat(auto-fit, minmax(20rem, 1fr));
             gap: 1rem; }
 .card { border: 1px solid var(--line); border-radius: .4rem; padding: .6rem .8rem; }
@@ -132,9 +133,17 @@ def table(
     )
 
 
-def verdict(holds: bool | None) -> str:
-    if holds is None:
+VERDICT_CLASS = {
+    "supported": "ok",
+    "pass": "ok",
+    "refuted": "bad",
+    "fail": "bad",
+    "inconclusive": "unsure",
+}
+
+
+def verdict(v: str | None) -> str:
+    """A verdict (supported / refuted / inconclusive, or a check's pass / fail) as a badge."""
+    if v is None:
         return '<span class="none">not yet run</span>'
-    return (
-        '<span class="ok">supported</span>' if holds else '<span class="bad">not supported</span>'
-    )
+    return f'<span class="{VERDICT_CLASS.get(v, "none")}">{esc(v)}</span>'

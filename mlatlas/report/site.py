@@ -18,6 +18,7 @@ import inspect
 import shutil
 from pathlib import Path
 
+from mlatlas.core.claims import summarize, summary_line
 from mlatlas.core.runner import discover, has_code, latest_runs
 from mlatlas.guide import (
     LANDSCAPE,
@@ -39,17 +40,23 @@ def _status(topic: Topic, runs: dict) -> tuple[str, str]:
     labs = discover(topic)
     if not labs:
         return '<span class="none">planned</span>', "none"
-    claims = [c for spec in labs for c in runs.get((topic.slug, spec.name), {}).get("claims", [])]
-    ran = sum((topic.slug, spec.name) in runs for spec in labs)
-    if not ran:
+    ran_runs = [runs[(topic.slug, s.name)] for s in labs if (topic.slug, s.name) in runs]
+    if not ran_runs:
         return f'<span class="none">{len(labs)} labs, not yet run</span>', "none"
-    held = sum(c["holds"] for c in claims)
-    key = "ok" if held == len(claims) else "mixed"
+    k = summarize(c for r in ran_runs for c in r.claims)
+    clean = k["refuted"] == 0 and k["checks_passed"] == k["checks"]
+    key = "ok" if clean and k["inconclusive"] == 0 else "mixed"
     text = (
-        f'{ran}/{len(labs)} labs run; <span class="ok">{held} supported</span>, '
-        f'<span class="bad">{len(claims) - held} not</span>'
+        f"{len(ran_runs)}/{len(labs)} labs run; experiments: "
+        f'<span class="ok">{k["supported"]} supported</span>, '
+        f'<span class="bad">{k["refuted"]} refuted</span>, '
+        f'<span class="unsure">{k["inconclusive"]} inconclusive</span>; '
+        f"checks: {k['checks_passed']} of {k['checks']} pass"
     )
     return text, key
+
+
+CLAIM_COLUMNS = ["claim", "kind", "estimate", "95% interval", "n", "verdict"]
 
 
 def _claim_rows(claims: list[dict], lab_cell: str = "") -> list[list[str]]:
@@ -57,12 +64,19 @@ def _claim_rows(claims: list[dict], lab_cell: str = "") -> list[list[str]]:
     for c in claims:
         interval = c.get("interval")
         iv = f"[{fmt(interval[0])}, {fmt(interval[1])}]" if interval else "-"
-        value = c["value"]
+        value = c.get("estimate")
+        n = f"{c.get('n', 1)}"
+        if c.get("n_failed"):
+            n += f" (+{c['n_failed']} failed)"
+        if c.get("reached"):
+            n += " · reached " + ", ".join(f"{k}: {v:.0%}" for k, v in c["reached"].items())
         cells = [
-            esc(c["statement"]),
+            esc(c["statement"]) + f'<br><span class="muted">{esc(c.get("quantity", ""))}</span>',
+            esc(c.get("kind", "")),
             f'<span data-v="{esc(value)}">{esc(fmt(value))}</span>',
             esc(iv),
-            verdict(c["holds"]),
+            esc(n),
+            verdict(c.get("verdict")),
         ]
         rows.append(([lab_cell] if lab_cell else []) + cells)
     return rows
@@ -73,13 +87,15 @@ def _source_pages(topic: Topic, out: Path) -> list[str]:
     module = importlib.import_module(topic.module)
     folder = Path(inspect.getfile(module)).parent
     links = []
-    for f in sorted(folder.glob("*.py")):
-        rel = f"source/{topic.slug}/{f.name}.html"
+    for f in sorted(folder.glob("*.py")) + sorted(folder.glob("labs/*.py")):
+        name = f.name if f.parent == folder else f"labs.{f.name}"
+        rel = f"source/{topic.slug}/{name}.html"
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         code = esc(f.read_text())
-        body = f"<h1>{esc(topic.module)}.{esc(f.stem)}</h1><pre><code>{code}</code></pre>"
-        target.write_text(page(f"{f.name} ({topic.slug})", body, "../../"))
+        dotted = name.removesuffix(".py")
+        body = f"<h1>{esc(topic.module)}.{esc(dotted)}</h1><pre><code>{code}</code></pre>"
+        target.write_text(page(f"{name} ({topic.slug})", body, "../../"))
         links.append(rel)
     return links
 
@@ -116,7 +132,10 @@ def _topic_page(topic: Topic, runs: dict, out: Path) -> str:
         parts.append("<p>No labs yet: this topic's code is planned.</p>")
     for spec in labs:
         parts.append(f'<section><h3 id="{esc(spec.name)}">{esc(spec.name)}: {esc(spec.title)}</h3>')
-        parts.append(f'<p class="muted">Insights: {esc(", ".join(spec.insights))}</p>')
+        parts.append(
+            f'<p class="muted">Insights: {esc(", ".join(spec.insights))} · '
+            f'<a href="../source/{topic.slug}/labs.{esc(spec.name)}.py.html">source</a></p>'
+        )
         r = runs.get((topic.slug, spec.name))
         if r is None:
             parts.append(
@@ -125,43 +144,41 @@ def _topic_page(topic: Topic, runs: dict, out: Path) -> str:
             )
             continue
         parts.append(
-            f'<p class="muted">{esc(r["scale"])} scale, seed {r["seed"]}, {esc(r["device"])}, '
-            f"{r['wall_time_s']:.1f} s, peak RSS {r['memory'].get('peak_rss_mb')} MB, "
-            f"status {esc(r['status'])}</p>"
+            f'<p class="muted">{esc(r.scale)} scale, seed {r.seed}, {esc(r.device)}, '
+            f"{r.wall_time_s:.1f} s, peak RSS {r.memory.get('peak_rss_mb')} MB, "
+            f"status {esc(r.status)}</p>"
         )
-        if r["claims"]:
-            parts.append(
-                table(
-                    ["claim", "measured", "interval", "verdict"],
-                    _claim_rows(r["claims"]),
-                    caption="Claims",
-                )
-            )
-        for name, fig in r["figures"].items():
+        if r.claims:
+            parts.append(f"<p>{esc(summary_line(r.claims))}</p>")
+            parts.append(table(CLAIM_COLUMNS, _claim_rows(r.claims), caption="Claims"))
+        for name, fig in r.figures.items():
             png = next((f for f in fig["files"] if f.endswith(".png")), None)
             if png is None:
                 continue
             rel = f"figures/{topic.slug}/{spec.name}/{png}"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(r["dir"]) / png, out / rel)
+            shutil.copyfile(Path(r.dir) / png, out / rel)
             caption = fig.get("caption") or name
             parts.append(
                 f'<figure><img src="../{rel}" alt="{esc(caption)}">'
                 f"<figcaption>{esc(caption)}</figcaption></figure>"
             )
-        for name, t in r["tables"].items():
+        for name, t in r.tables.items():
             rows = [[esc(fmt(row.get(c))) for c in t["columns"]] for row in t["rows"]]
             parts.append(
                 f"<h4>{esc(name)}</h4>" + table(t["columns"], rows, caption=t.get("note", ""))
             )
-        for note in r.get("notes", []):
+        for note in r.notes:
             parts.append(f'<p class="muted">{esc(note)}</p>')
         parts.append("</section>")
     if has_code(topic):
         links = _source_pages(topic, out)
         parts.append(
             "<h2>Source</h2><ul>"
-            + "".join(f'<li><a href="../{l}">{esc(Path(l).stem)}</a></li>' for l in links)
+            + "".join(
+                f'<li><a href="../{l}">{esc(Path(l).name.removesuffix(".py.html"))}</a></li>'
+                for l in links
+            )
             + "</ul>"
         )
     return page(topic.title, "".join(parts), "../")
@@ -203,12 +220,17 @@ def build_site(runs_dir: str | Path = "runs", out: str | Path = "site") -> list[
         runs.items(), key=lambda kv: (get_topic(kv[0][0]).number, kv[0][1])
     ):
         cell = f'<a href="topics/{topic}.html#{esc(lab_name)}">{esc(topic)} / {esc(lab_name)}</a>'
-        all_claims += _claim_rows(r["claims"], cell)
+        all_claims += _claim_rows(r.claims, cell)
+    every = [c for r in runs.values() for c in r.claims]
     pages["claims.html"] = page(
         "All claims",
-        f"<h1>All claims</h1><p>{len(all_claims)} claims from the latest run of each lab. "
+        f"<h1>All claims</h1><p>{len(all_claims)} claims from the latest run of each lab: "
+        f"{esc(summary_line(every))}. Experiments are decided by a t-interval over seeds "
+        "(paired by seed id, Holm-corrected within a lab): supported when the 95% interval "
+        "lies wholly on the claimed side of the margin, refuted when wholly on the other, "
+        "inconclusive when it straddles. Checks are exact or by-construction results. "
         "Click a column header to sort.</p>"
-        + table(["lab", "claim", "measured", "interval", "verdict"], all_claims, sortable=True),
+        + table(["lab", *CLAIM_COLUMNS], all_claims, sortable=True),
         "",
         sortable=True,
     )

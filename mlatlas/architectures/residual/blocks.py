@@ -70,9 +70,22 @@ class PreActBlock(nn.Module):
         return x + self.f(x)  # a clean identity path: no ReLU or BN after the sum
 
 
+def cat_channels(maps: list[torch.Tensor], groups: int = 1) -> torch.Tensor:
+    """Concatenate feature maps along channels; with `groups` > 1 the channels of each map
+    are `groups` equal blocks (one per stacked replicate, see `residual.grouped`) and the
+    concatenation is done block by block, so each replicate's channels stay together."""
+    if groups == 1:
+        return torch.cat(maps, dim=1)
+    b, _, h, w = maps[0].shape
+    # channels last: (b, h, w, groups, c_i) pieces joined on c_i, one copy, no reordering
+    parts = [m.permute(0, 2, 3, 1).reshape(b, h, w, groups, -1) for m in maps]
+    return torch.cat(parts, dim=-1).reshape(b, h, w, -1).permute(0, 3, 1, 2)
+
+
 class DenseBlock(nn.Module):
     def __init__(self, c_in: int, growth: int, layers: int, ours: bool = False):
         super().__init__()
+        self.groups = 1  # set by residual.grouped when R nets are stacked as channel groups
         self.layers = nn.ModuleList(
             nn.Sequential(
                 nn.BatchNorm2d(c_in + i * growth),
@@ -86,8 +99,8 @@ class DenseBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
         for layer in self.layers:
-            features.append(layer(torch.cat(features, dim=1)))  # every earlier map is an input
-        return torch.cat(features, dim=1)
+            features.append(layer(cat_channels(features, self.groups)))  # every earlier map
+        return cat_channels(features, self.groups)
 
 
 class Transition(nn.Module):

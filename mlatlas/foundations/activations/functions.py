@@ -188,10 +188,16 @@ def get_activation(name: str) -> Activation:
 
 def _autograd_function(act: Activation) -> type[torch.autograd.Function]:
     class _Fn(torch.autograd.Function):
+        # forward and setup_context apart, so torch.func.vmap can batch it (an `Ensemble`)
+        generate_vmap_rule = True
+
         @staticmethod
-        def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
-            ctx.save_for_backward(x)
+        def forward(x: Tensor) -> Tensor:  # type: ignore[override]
             return act.f(x)
+
+        @staticmethod
+        def setup_context(ctx, inputs: tuple[Tensor], output: Tensor) -> None:
+            ctx.save_for_backward(inputs[0])
 
         @staticmethod
         def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
