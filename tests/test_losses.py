@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mlatlas.core.ensemble import member_accuracy
 from mlatlas.foundations import losses as L
 
 TOL = {"rtol": 1e-8, "atol": 1e-10}
@@ -213,7 +214,6 @@ def test_member_batches_follow_each_members_stream():
 def test_member_accuracy_matches_each_member_and_flags_divergence():
     from mlatlas.core.ensemble import Ensemble
     from mlatlas.core.train import accuracy, make_mlp
-    from mlatlas.foundations.losses.train import member_accuracy
 
     torch.manual_seed(0)
     ens = Ensemble([make_mlp([6, 8, 3]) for _ in range(3)])

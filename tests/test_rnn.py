@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlatlas.architectures.rnn.cells import Recurrent, torch_equivalent
+from mlatlas.core.ensemble import clip_members_
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 
@@ -84,7 +85,7 @@ def test_unrolled_elman_equals_nn_rnn():
 def test_ensemble_with_per_member_clipping_is_separate_clipped_runs():
     """An Ensemble of unrolled Elman regressors, each member with its own batch and its own
     gradient-norm clip (inf = none), takes exactly the Adam steps of separate clipped runs."""
-    from mlatlas.architectures.rnn.train import ClipAdam, ElmanRegressor, clip_members_
+    from mlatlas.architectures.rnn.train import ClipAdam, ElmanRegressor
     from mlatlas.core.ensemble import Ensemble
 
     members = []

@@ -13,8 +13,9 @@ statistics (its buffers are updated per call, which vmap does not allow).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
@@ -77,3 +78,40 @@ def make_ensemble(build: Callable[[], nn.Module], size: int, seed_fn: Callable[[
         seed_fn(r)
         models.append(build())
     return Ensemble(models)
+
+
+@torch.no_grad()
+def member_outputs(ens: Ensemble, x: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
+    """Every member's outputs on the shared inputs `x`, in chunks: shape (R, N, ...)."""
+    return torch.cat([ens(x[i : i + chunk]) for i in range(0, len(x), chunk)], dim=1)
+
+
+@torch.no_grad()
+def member_accuracy(ens: Ensemble, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Accuracy of each member on (x, y), shape (R,); NaN for a member whose outputs are not
+    all finite (a diverged run has no accuracy of its own: its claim decides what it counts as)."""
+    z = member_outputs(ens, x)
+    acc = (z.argmax(-1) == y).double().mean(1).numpy()
+    finite = torch.isfinite(z).flatten(1).all(1).numpy()
+    return np.where(finite, acc, np.nan)
+
+
+def member_grad_norms(params: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Per-member gradient norms (R,) of stacked parameters whose leading axis is the member."""
+    sq = sum(p.grad.detach().flatten(1).pow(2).sum(1) for p in params if p.grad is not None)
+    return torch.as_tensor(sq).sqrt()
+
+
+def clip_members_(params: Iterable[torch.Tensor], max_norm: float | torch.Tensor) -> torch.Tensor:
+    """Scale each member's gradient so its norm is at most `max_norm` (a number, or one per
+    member; ``inf`` leaves a member unclipped); returns the norms before clipping.
+
+    The per-member form of ``nn.utils.clip_grad_norm_`` (same rule, coef = max / (norm + 1e-6),
+    capped at 1): a clip over the stacked tensors would couple the members' runs.
+    """
+    params = [p for p in params if p.grad is not None]
+    norms = member_grad_norms(params)
+    coef = (torch.as_tensor(max_norm, dtype=norms.dtype) / (norms + 1e-6)).clamp(max=1.0)
+    for p in params:
+        p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))).to(p.grad.dtype))
+    return norms

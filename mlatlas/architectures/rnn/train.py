@@ -21,7 +21,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -30,6 +30,7 @@ from torch import nn
 
 from mlatlas.architectures.rnn.cells import Recurrent, torch_equivalent
 from mlatlas.core.data import adding_problem
+from mlatlas.core.ensemble import clip_members_
 from mlatlas.core.seeding import fixed_rng
 
 ADDING_BASELINE = 1 / 6  # MSE of predicting the mean sum, 1 (Var of a sum of two U(0, 1))
@@ -70,24 +71,6 @@ def scale_spectral_radius_(model: SequenceRegressor, radius: float) -> None:
     with torch.no_grad():
         w = model.rnn.weight_hh_l0
         w.mul_(radius / torch.linalg.eigvals(w).abs().max())
-
-
-def member_grad_norms(params: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Per-member gradient norms (R,) of stacked parameters whose leading axis is the member."""
-    sq = sum(p.grad.detach().flatten(1).pow(2).sum(1) for p in params if p.grad is not None)
-    return torch.as_tensor(sq).sqrt()
-
-
-def clip_members_(params: Iterable[torch.Tensor], max_norm: float | torch.Tensor) -> torch.Tensor:
-    """Scale each member's gradient so its norm is at most `max_norm` (a number, or one per
-    member; ``inf`` leaves a member unclipped); returns the norms before clipping, as
-    ``nn.utils.clip_grad_norm_`` does for one model (same rule: coef = max / (norm + 1e-6))."""
-    params = [p for p in params if p.grad is not None]
-    norms = member_grad_norms(params)
-    coef = (torch.as_tensor(max_norm, dtype=norms.dtype) / (norms + 1e-6)).clamp(max=1.0)
-    for p in params:
-        p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))).to(p.grad.dtype))
-    return norms
 
 
 class ClipAdam(torch.optim.Adam):

@@ -21,7 +21,7 @@ from torch import nn
 
 from mlatlas.architectures.transformers.models import GPT, GPTConfig
 from mlatlas.core.data import CharCorpus
-from mlatlas.core.ensemble import Ensemble
+from mlatlas.core.ensemble import Ensemble, clip_members_
 from mlatlas.core.seeding import fixed_generator
 from mlatlas.core.train import fit
 from mlatlas.foundations.optim.schedules import warmup_cosine
@@ -60,11 +60,7 @@ def clip_members(ens: Ensemble, optimizer: torch.optim.Optimizer, max_norm: floa
     tensors would couple the members), so the ensemble still performs R independent runs."""
 
     def hook(*_: Any) -> None:
-        grads = [p.grad for p in ens.parameters() if p.grad is not None]
-        sq = sum(g.pow(2).reshape(g.shape[0], -1).sum(1) for g in grads)
-        scale = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+        clip_members_(ens.parameters(), max_norm)
 
     optimizer.register_step_pre_hook(hook)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -63,13 +62,3 @@ def ensemble_cross_entropy(
         return flat.view(r, b).mean(1)
 
     return loss_fn
-
-
-@torch.no_grad()
-def member_accuracy(ens: Ensemble, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """Accuracy of every member on (x, y), shape (R,); NaN for a member whose outputs are not
-    finite (a diverged run has no accuracy of its own: the claims decide what it counts as)."""
-    out = ens(x)  # (R, N, C)
-    acc = (out.argmax(-1) == y).double().mean(1).numpy()
-    finite = torch.isfinite(out).all(dim=2).all(dim=1).numpy()
-    return np.where(finite, acc, np.nan)

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from mlatlas.core.data import image_classification
-from mlatlas.core.ensemble import Ensemble
 from mlatlas.core.seeding import fixed_rng
 from mlatlas.core.train import batches_for_steps
 
@@ -34,22 +33,6 @@ def member_batches(
     its = [batches_for_steps(n, batch_size, steps, g) for n, g in zip(sizes, rngs, strict=True)]
     for _ in range(steps):
         yield torch.stack([next(it) for it in its])
-
-
-@torch.no_grad()
-def member_outputs(ens: Ensemble, x: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
-    """Every member's outputs on the shared inputs `x`: shape (R, N, ...)."""
-    return torch.cat([ens(x[i : i + chunk]) for i in range(0, len(x), chunk)], dim=1)
-
-
-@torch.no_grad()
-def member_accuracy(ens: Ensemble, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """Accuracy of each member on (x, y), shape (R,); NaN for a member whose outputs are not
-    all finite (a diverged run is a failure, not a lucky argmax)."""
-    z = member_outputs(ens, x)
-    acc = (z.argmax(-1) == y).double().mean(1).numpy()
-    finite = torch.isfinite(z).flatten(1).all(1).numpy()
-    return np.where(finite, acc, np.nan)
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

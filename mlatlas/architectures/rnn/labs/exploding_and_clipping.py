@@ -12,13 +12,13 @@ from mlatlas.architectures.rnn.train import (
     ElmanRegressor,
     adding_batches,
     adding_set,
-    clip_members_,
     flush_denormals,
     member_mse,
     scale_spectral_radius_,
 )
 from mlatlas.core import Ensemble, Lab, lab, new_figure
 from mlatlas.core.data import record
+from mlatlas.core.ensemble import clip_members_
 
 
 @lab("rnn", insights=["vanishing gradients in sequences"])

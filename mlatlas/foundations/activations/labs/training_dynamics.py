@@ -10,10 +10,10 @@ import torch
 
 from mlatlas.core import Lab, fit, fixed_rng, lab, new_figure
 from mlatlas.core.data import image_classification
+from mlatlas.core.ensemble import member_accuracy
 from mlatlas.foundations.activations.functions import ACTIVATIONS, mlp
 from mlatlas.foundations.activations.train import (
     ensemble_cross_entropy,
-    member_accuracy,
     member_batches,
     replicate_ensemble,
 )

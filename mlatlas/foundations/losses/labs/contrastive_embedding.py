@@ -12,15 +12,11 @@ from sklearn.neighbors import KNeighborsClassifier
 from torch.func import vmap
 
 from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
+from mlatlas.core.ensemble import member_outputs
 from mlatlas.core.seeding import Replicate
 from mlatlas.core.train import make_mlp
 from mlatlas.foundations.losses.functions import nt_xent, pairwise_distance
-from mlatlas.foundations.losses.train import (
-    load_images,
-    member_batches,
-    member_outputs,
-    trimming,
-)
+from mlatlas.foundations.losses.train import load_images, member_batches, trimming
 
 METHODS = ("triplet", "nt_xent")
 

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
+from mlatlas.core.ensemble import member_accuracy
 from mlatlas.core.train import batches_for_steps, make_mlp
-from mlatlas.foundations.losses.train import load_images, member_accuracy, trimming
+from mlatlas.foundations.losses.train import load_images, trimming
 
 ORDERINGS = ("curriculum", "random", "anti")
 

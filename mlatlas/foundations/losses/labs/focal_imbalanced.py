@@ -8,15 +8,11 @@ from sklearn.metrics import average_precision_score, balanced_accuracy_score, re
 from torch.func import vmap
 
 from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
+from mlatlas.core.ensemble import member_outputs
 from mlatlas.core.seeding import Replicate
 from mlatlas.core.train import make_mlp
 from mlatlas.foundations.losses.functions import bce_with_logits, focal_binary, log_sigmoid
-from mlatlas.foundations.losses.train import (
-    load_images,
-    member_batches,
-    member_outputs,
-    trimming,
-)
+from mlatlas.foundations.losses.train import load_images, member_batches, trimming
 
 
 def imbalanced_indices(y: np.ndarray, ratio: int, rng: np.random.Generator) -> np.ndarray:

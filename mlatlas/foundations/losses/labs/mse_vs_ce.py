@@ -8,15 +8,11 @@ import torch.nn.functional as F
 from torch.func import vmap
 
 from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
+from mlatlas.core.ensemble import member_accuracy
 from mlatlas.core.seeding import fixed_rng
 from mlatlas.core.train import batches_for_steps, make_mlp
 from mlatlas.foundations.losses.functions import cross_entropy, mse
-from mlatlas.foundations.losses.train import (
-    load_images,
-    member_accuracy,
-    member_batches,
-    trimming,
-)
+from mlatlas.foundations.losses.train import load_images, member_batches, trimming
 
 LOSSES = ("cross_entropy", "mse_on_softmax")
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from mlatlas.core import Ensemble, Lab, fit, fixed_rng, lab, new_figure
 from mlatlas.core.data import image_classification
+from mlatlas.core.ensemble import member_accuracy
 from mlatlas.core.train import batches_for_steps, make_mlp
 from mlatlas.foundations.optim.optimizers import SGD
 from mlatlas.foundations.optim.schedules import constant, one_cycle, warmup_cosine
@@ -39,10 +40,6 @@ def member_batches(streams: Sequence[Iterator[torch.Tensor]]) -> Iterator[torch.
 
 
 @torch.no_grad()
-def member_accuracy(ens: Ensemble, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    return (ens(x).argmax(-1) == y).double().mean(1).numpy()
-
-
 def collect_garbage(step: int, _loss: np.ndarray | None = None) -> bool:
     """Run the cycle collector every 100 steps. The vmapped ensemble forward leaves reference
     cycles behind each step, and until Python's rare full collection finds them the process
