@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Callable, Iterator, Sequence
 
@@ -40,15 +39,6 @@ def member_batches(streams: Sequence[Iterator[torch.Tensor]]) -> Iterator[torch.
 
 
 @torch.no_grad()
-def collect_garbage(step: int, _loss: np.ndarray | None = None) -> bool:
-    """Run the cycle collector every 100 steps. The vmapped ensemble forward leaves reference
-    cycles behind each step, and until Python's rare full collection finds them the process
-    grows by about the size of a batch per step (4 GB over this lab at default scale)."""
-    if step % 100 == 0:
-        gc.collect()
-    return False
-
-
 def scale_member_lrs(ens: Ensemble, factors: Sequence[float]) -> None:
     """Multiply member r's gradients by factors[r]. Momentum SGD without weight decay is linear
     in the gradient, so this is exactly member r running with lr factors[r] x the shared lr
@@ -71,7 +61,6 @@ def range_test(ens: Ensemble, loss_fn: Callable, batches, lrs: np.ndarray, momen
         nonlocal smooth
         smooth = loss.copy() if step == 1 else 0.9 * smooth + 0.1 * loss
         hist.append(smooth.copy())
-        collect_garbage(step)
         bad = ~np.isfinite(smooth) | (smooth > 2 * run_min)
         fresh = bad & (run_min < hist[0]) & np.isinf(blow)
         blow[fresh] = lrs[step - 1]
@@ -175,7 +164,6 @@ def schedules(ctx: Lab) -> None:
             (i.expand(len(lr_grid), -1) for i in sel_idx),
             cfg.steps,
             schedule=plan(suggested, cfg.steps),
-            on_step=collect_garbage,
         )
         acc = np.where(res.diverged, -1.0, member_accuracy(ens, x_val, y_val))
         peaks[name] = lr_grid[int(np.argmax(acc))]
@@ -213,7 +201,6 @@ def schedules(ctx: Lab) -> None:
             desc=name,
             schedule=plan(peaks[name], cfg.steps),
             log_every=max(1, cfg.steps // 10),
-            on_step=collect_garbage,
         )
         acc = member_accuracy(ens, data.x_test, data.y_test)
         accs[name] = np.where(res.diverged, math.nan, acc)
