@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
+import ipaddress
 import os
 import shutil
 import sys
 import textwrap
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from mlatlas.core.checkpoint import CheckpointError
 from mlatlas.core.claims import summary_line
 from mlatlas.core.data import REGISTRY, is_available
-from mlatlas.core.lab import SCALES, ConfigError, parse_override
+from mlatlas.core.data.registry import DataError
+from mlatlas.core.lab import SCALES, ConfigError, LabSpec, parse_override
 from mlatlas.core.record import RunRecord
 from mlatlas.core.runner import (
     discover,
+    find_incomplete,
     get_lab,
     has_code,
     latest_runs,
     list_runs,
+    resume_run,
     run_lab,
 )
 from mlatlas.core.runtime import DEVICES, DeviceError
@@ -36,12 +44,99 @@ from mlatlas.guide import (
     topics_in,
 )
 
-USER_ERRORS = (UnknownNameError, ConfigError, DeviceError)
+
+class UsageError(Exception):
+    """A request the command cannot carry out: a folder it cannot write, a port it cannot use."""
+
+
+# a user's mistake or the machine's state, never a bug: one line on stderr, exit 2
+USER_ERRORS = (UnknownNameError, ConfigError, DeviceError, DataError, CheckpointError, UsageError)
+
+# what a file operation can meet that is the machine's state, not a bug: no permission, a
+# full disk, a file where a folder should be (or the reverse), a name the file system refuses
+_FILE_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+    }
+)
+
+
+def one_line(text: str) -> str:
+    """`text` as a single printable line: line breaks become spaces, other control
+    characters (a terminal escape in a user's argument, say) are shown escaped."""
+    flat = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in flat
+    )
+
+
+def _fail(message: str) -> None:
+    print(f"mlatlas: error: {one_line(message)}", file=sys.stderr)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, no usage dump
-        self.exit(2, f"mlatlas: error: {message}\n")
+        _fail(message)
+        self.exit(2)
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {n}")
+    return n
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0 picks a free one)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return n
+
+
+def _host(text: str) -> str:
+    """An argparse type: an IP address to listen on (or ``localhost``); no name lookups."""
+    if text == "localhost":
+        return text
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an IP address such as 127.0.0.1 or 0.0.0.0, got {text!r}"
+        ) from None
+
+
+@contextmanager
+def _file_errors(where: str | Path, action: str = "write to") -> Iterator[None]:
+    """Turn a file operation that the machine refuses (permission, full disk, a file in the
+    way, a name too long) into a one-line user error naming the file; any other error is a
+    bug and propagates."""
+    try:
+        yield
+    except DataError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _FILE_ERRNOS:
+            raise
+        target = exc.filename if exc.filename is not None else where
+        raise UsageError(f"cannot {action} {target}: {exc.strerror}") from None
 
 
 def _width() -> int:
@@ -127,7 +222,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not labs:
         print("\nLabs: none yet (the topic's code is planned).")
         return 0
-    latest = latest_runs(args.out)
+    with _file_errors(args.out, "read"):
+        latest = latest_runs(args.out)
     print("\nLabs:")
     for spec in labs:
         print(f"  {spec.name}: {spec.title}")
@@ -197,8 +293,35 @@ def cmd_path(args: argparse.Namespace) -> int:
     return 0
 
 
+_VALUE_TYPES = (type(None), bool, int, float, str, list, tuple, dict)
+
+
+def _plain(value: Any) -> bool:
+    """Whether a --set value is one a run can record: None, bool, number, str, or lists and
+    dicts of them (not a set, bytes, a complex number or ``...``)."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    return isinstance(value, _VALUE_TYPES)
+
+
+def _override(text: str) -> tuple[str, Any]:
+    """One ``--set key=value``, with values the run folder can hold."""
+    try:
+        key, value = parse_override(text)
+    except (RecursionError, MemoryError):  # e.g. thousands of nested brackets
+        raise ConfigError(f"bad --set {text[:40]!r}...: the value is nested too deeply") from None
+    if not _plain(value):
+        raise ConfigError(
+            f"bad --set {text!r}: a value is a number, string, True/False, None or a list, "
+            f"not a {type(value).__name__}"
+        )
+    return key, value
+
+
 def _overrides(pairs: list[str]) -> dict:
-    return dict(parse_override(p) for p in pairs)
+    return dict(_override(p) for p in pairs)
 
 
 def _report_run(r: RunRecord) -> None:
@@ -217,10 +340,17 @@ def _report_run(r: RunRecord) -> None:
         print(textwrap.fill(note, _width(), initial_indent="   note: ", subsequent_indent="   "))
 
 
-def _run_many(specs: list, args: argparse.Namespace, overrides: dict) -> int:
-    rows, errors, times = [], 0, {}
-    for spec in specs:
-        res = run_lab(
+def _start(spec: LabSpec, args: argparse.Namespace, overrides: dict) -> RunRecord:
+    """Run one lab; with --resume, first finish its newest killed run of the same request."""
+    with _file_errors(args.out):
+        if getattr(args, "resume", False):
+            found = find_incomplete(args.out, spec, args.scale, args.seed, overrides)
+            name = f"{spec.topic} / {spec.name}"
+            if found is not None:
+                print(f"\n{name}: resuming the incomplete run in {found}")
+                return resume_run(found)
+            print(f"\n{name}: no incomplete run to resume; starting a new run")
+        return run_lab(
             spec,
             scale=args.scale,
             seed=args.seed,
@@ -228,10 +358,20 @@ def _run_many(specs: list, args: argparse.Namespace, overrides: dict) -> int:
             out=args.out,
             overrides=overrides,
         )
+
+
+def _run_many(specs: list[LabSpec], args: argparse.Namespace, overrides: dict) -> int:
+    return _report_all(_start(spec, args, overrides) for spec in specs)
+
+
+def _report_all(records: Iterable[RunRecord]) -> int:
+    """Print each run as it finishes, then every claim; exit status 1 if a lab failed."""
+    rows, errors, times = [], 0, {}
+    for res in records:
         _report_run(res)
         errors += not res.ok
-        times[spec.topic] = times.get(spec.topic, 0.0) + res.wall_time_s
-        rows += [{"topic": spec.topic, "lab": spec.name, "claim": c} for c in res.claims]
+        times[res.topic] = times.get(res.topic, 0.0) + res.wall_time_s
+        rows += [{"topic": res.topic, "lab": res.lab, "claim": c} for c in res.claims]
     print("\n" + _claims_table(rows))
     if len(times) > 1:
         print("\nwall time: " + ", ".join(f"{t} {s:.0f} s" for t, s in times.items()))
@@ -259,25 +399,42 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return _run_many(specs, args, {})
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    with _file_errors(args.run_dir, "use"):
+        record = resume_run(Path(args.run_dir))
+    return _report_all([record])
+
+
+def _run_state(r: RunRecord) -> tuple[str, str, str]:
+    """The S/R/I, checks and time cells of `mlatlas runs` for one run."""
+    if r.status in ("incomplete", "running"):  # not a result: how far it got instead
+        return f"{r.status} ({r.progress})" if r.progress else r.status, "", "-"
+    k = r.counts()
+    if not r.ok:
+        return "error", "", f"{r.wall_time_s:.1f}s"
+    sri = f"{k['supported']}/{k['refuted']}/{k['inconclusive']}"
+    return sri, f"{k['checks_passed']}/{k['checks']}", f"{r.wall_time_s:.1f}s"
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    runs = list_runs(args.out)
+    with _file_errors(args.out, "read"):
+        runs = list_runs(args.out, include_incomplete=True)
     if args.topic:
         slug = get_topic(args.topic).slug
         runs = [r for r in runs if r.topic == slug]
     if not runs:
         print(f"no runs under {args.out}")
         return 0
+    shown = [(r, *_run_state(r)) for r in runs[: args.limit]]
+    w = max([8, *(len(cell) for _, cell, _, _ in shown)])
     print(
-        f"{'started':<26} {'topic':<14} {'lab':<26} {'scale':<8} {'S/R/I':<8} {'checks':<7} "
+        f"{'started':<26} {'topic':<14} {'lab':<26} {'scale':<8} {'S/R/I':<{w}} {'checks':<7} "
         f"{'time':>8}  dir"
     )
-    for r in runs[: args.limit]:
-        k = r.counts()
-        sri = f"{k['supported']}/{k['refuted']}/{k['inconclusive']}" if r.ok else "error"
-        checks = f"{k['checks_passed']}/{k['checks']}" if r.ok else ""
+    for r, sri, checks, time in shown:
         print(
-            f"{r.started_at:<26} {r.topic:<14} {r.lab:<26} {r.scale:<8} {sri:<8} {checks:<7} "
-            f"{r.wall_time_s:>7.1f}s  {r.dir}"
+            f"{r.started_at:<26} {r.topic:<14} {r.lab:<26} {r.scale:<8} {sri:<{w}} {checks:<7} "
+            f"{time:>8}  {r.dir}"
         )
     return 0
 
@@ -303,10 +460,29 @@ def cmd_landscape(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_site_folder(out: Path, runs: Path) -> None:
+    """`report` replaces its --out folder: refuse one that is not a site it built."""
+    if out.is_symlink():
+        raise UsageError(f"--out {out} is a symbolic link; name the folder itself")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    if runs.resolve().is_relative_to(out.resolve()):
+        raise UsageError(f"--out {out} holds the runs folder {runs}; choose another --out")
+    if any(out.iterdir()) and not (out / "index.html").is_file():
+        raise UsageError(
+            f"--out {out} is not empty and holds no built site (no index.html); "
+            "choose another --out, which the report replaces"
+        )
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from mlatlas.report import build_site
 
-    pages = build_site(args.runs, args.out)
+    with _file_errors(args.out):
+        _check_site_folder(Path(args.out), Path(args.runs))
+        pages = build_site(args.runs, args.out)
     print(
         f"wrote {len(pages)} pages to {args.out}/ (open {args.out}/index.html or run mlatlas serve)"
     )
@@ -314,14 +490,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mlatlas.report.serve import make_server
+    from mlatlas.report.serve import NoSiteError, is_loopback, make_server
 
     try:
-        server = make_server(args.dir, args.port)
-    except FileNotFoundError as exc:
-        raise UnknownNameError(str(exc)) from None
+        server = make_server(args.dir, args.port, host=args.host)
+    except NoSiteError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:  # port in use, a privileged port, an address not on this machine
+        raise UsageError(
+            f"cannot listen on {args.host} port {args.port}: {exc.strerror or exc}"
+        ) from None
     host, port = server.server_address[:2]
-    print(f"serving {args.dir}/ at http://{host}:{port}/ (Ctrl-C to stop)")
+    if not is_loopback(args.host):
+        print(
+            f"mlatlas: warning: listening on {host}: other machines can read the site",
+            file=sys.stderr,
+        )
+    print(f"serving {args.dir}/ at http://{_url_host(host)}:{port}/ (Ctrl-C to stop)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -329,6 +514,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def resume_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the newest killed run of each lab with the same scale, seed and "
+        "settings; start a new run where there is none",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -359,17 +557,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("lab", nargs="?")
     run_options(s, "default")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    resume_option(s)
     s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("resume", help="finish a killed run in its own folder")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="e.g. runs/rnn/adding/20250101-120000-...")
+    s.set_defaults(fn=cmd_resume)
 
     s = sub.add_parser("verify", help="run labs and print every claim with its verdict")
     s.add_argument("topics", nargs="*")
     run_options(s, "default")
+    resume_option(s)
     s.set_defaults(fn=cmd_verify)
 
-    s = sub.add_parser("runs", help="past runs, newest first")
+    s = sub.add_parser("runs", help="past runs, newest first, with killed and running ones")
     s.add_argument("--out", default="runs")
     s.add_argument("--topic")
-    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--limit", type=_count, default=50)
     s.set_defaults(fn=cmd_runs)
 
     s = sub.add_parser("datasets", help="registered datasets and whether they are on disk")
@@ -385,18 +589,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="serve the built site on 127.0.0.1")
     s.add_argument("--dir", default="site")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=_port, default=8000)
+    s.add_argument(
+        "--host",
+        type=_host,
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
     s.set_defaults(fn=cmd_serve)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command in `argv`; return the exit status (0 ok, 1 a lab failed, 2 a user
+    error, reported in one line on stderr)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.fn(args)
     except USER_ERRORS as exc:
-        msg = exc.args[0] if exc.args else str(exc)
-        print(f"mlatlas: error: {msg}", file=sys.stderr)
+        _fail(str(exc.args[0]) if exc.args else str(exc))
         return 2
     except KeyboardInterrupt:
         print("mlatlas: interrupted", file=sys.stderr)

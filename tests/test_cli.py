@@ -1,15 +1,21 @@
-"""The mlatlas command: navigation, errors (one line, exit 2), runs and verify."""
+"""The mlatlas command: navigation, errors (one line, exit 2), runs, resume and verify."""
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import mlatlas.cli as cli
 from mlatlas.cli import main
+from mlatlas.core.checkpoint import CheckpointError
+from mlatlas.core.data.registry import ChecksumError, DataError, DatasetMissingError
+from mlatlas.core.record import RunRecord
 
 
 def run(capsys, *args):
@@ -147,3 +153,166 @@ def test_datasets_and_landscape(capsys):
     assert code == 0 and "mnist" in out and "omniglot" in out
     code, out, _ = run(capsys, "landscape")
     assert code == 0 and "Large Language Models = " in out and "Scaling laws" in out
+
+
+# errors from the machine and the data layer: one line, exit 2; bugs are not swallowed ----
+
+
+def _raises(exc: BaseException):
+    def fake_run_lab(*args, **kwargs):
+        raise exc
+
+    return fake_run_lab
+
+
+@pytest.mark.parametrize(
+    ("exc", "needle"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied", "/data/runs/x"), "cannot write to "),
+        (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
+        (DatasetMissingError("dataset 'mnist' needs file 'train.gz'\nPut it at ..."), "mnist"),
+        (ChecksumError("checksum mismatch for train.gz"), "checksum mismatch"),
+        (DataError("unknown dataset 'x'"), "unknown dataset"),
+        (CheckpointError("ckpt.pt cannot be loaded safely"), "cannot be loaded safely"),
+    ],
+)
+def test_machine_and_data_errors_are_one_line_exit_2(capsys, monkeypatch, exc, needle):
+    monkeypatch.setattr(cli, "run_lab", _raises(exc))
+    code, _, err = run(capsys, "run", "backprop", "gradient_flow", "--out", "/data/runs")
+    assert code == 2 and needle in err
+    assert err.startswith("mlatlas: error: ") and len(err.splitlines()) == 1
+    if isinstance(exc, OSError) and not isinstance(exc, DataError):
+        target = exc.filename or "/data/runs"
+        assert err == f"mlatlas: error: cannot write to {target}: {exc.strerror}\n"
+
+
+@pytest.mark.parametrize(
+    "exc", [OSError(errno.EIO, "Input/output error"), ValueError("a bug"), KeyError("bug")]
+)
+def test_genuine_bugs_are_not_swallowed(monkeypatch, exc):
+    monkeypatch.setattr(cli, "run_lab", _raises(exc))
+    with pytest.raises(type(exc)):
+        main(["run", "backprop", "gradient_flow"])
+
+
+def test_subcommand_parse_errors_are_one_line_and_help_exits_0(capsys):
+    for args in (
+        ["run", "backprop", "--bogus"],
+        ["runs", "--limit", "-3"],
+        ["serve", "--port", "x"],
+    ):
+        code, _, err = run(capsys, *args)
+        assert code == 2 and err.startswith("mlatlas: error: ") and len(err.splitlines()) == 1
+    code, out, err = run(capsys, "resume", "--help")
+    assert code == 0 and "RUN_DIR" in out and err == ""
+
+
+# resume -------------------------------------------------------------------------------
+
+
+def _killed_run(out: Path, overrides: dict) -> Path:
+    """A run folder as `run_lab` leaves it when killed before its first checkpoint."""
+    d = out / "backprop" / "gradient_flow" / "20250101-000000-smoke-s0"
+    d.mkdir(parents=True)
+    info = {"topic": "backprop", "lab": "gradient_flow", "scale": "smoke", "seed": 0}
+    info |= {"device": "cpu", "overrides": overrides, "started_at": "2025-01-01T00:00:00+00:00"}
+    (d / "run.json").write_text(json.dumps(info))
+    return d
+
+
+def test_run_resume_finishes_the_killed_run_in_its_own_folder(capsys, tmp_path):
+    killed = _killed_run(tmp_path, {"seeds": 1})
+    code, out, _ = run(capsys, "runs", "--out", str(tmp_path))
+    assert code == 0 and "incomplete (no checkpoint yet)" in out
+    args = ["run", "1", "gradient_flow", "--scale", "smoke", "--set", "seeds=1"]
+    args += ["--out", str(tmp_path), "--resume"]
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and f"resuming the incomplete run in {killed}" in out
+    assert "0 lab(s) failed" in out
+    assert json.loads((killed / "result.json").read_text())["status"] == "ok"
+    assert len(list(tmp_path.glob("backprop/gradient_flow/*"))) == 1
+    code, out, _ = run(capsys, *args)  # nothing left to resume: a new run
+    assert code == 0 and "no incomplete run to resume; starting a new run" in out
+    assert len(list(tmp_path.glob("backprop/gradient_flow/*/result.json"))) == 2
+    code, _, err = run(capsys, "resume", str(killed))
+    assert code == 2 and "is complete" in err and len(err.splitlines()) == 1
+
+
+def test_resume_of_what_is_not_a_killed_run_is_one_line(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    for target in (tmp_path, tmp_path / "nowhere", tmp_path / "file"):
+        code, _, err = run(capsys, "resume", str(target))
+        assert code == 2 and err.startswith("mlatlas: error: ") and len(err.splitlines()) == 1
+        assert str(target) in err
+
+
+def _record(status: str = "ok", progress: str = "", claims: list | None = None) -> RunRecord:
+    return RunRecord(
+        topic="backprop",
+        topic_number=1,
+        lab="gradient_flow",
+        title="Per-layer gradients",
+        insights=["gradient flow"],
+        scale="smoke",
+        seed=0,
+        device="cpu",
+        status=status,
+        claims=claims or [],
+        started_at=f"2025-01-01T00:00:0{len(progress) % 10}+00:00",
+        wall_time_s=1.5,
+        error="Traceback ...\nRuntimeError: boom" if status == "error" else None,
+        progress=progress,
+        dir=Path("runs/backprop/gradient_flow") / status,
+    )
+
+
+CLAIM = {
+    "statement": "tanh keeps more gradient",
+    "kind": "experiment",
+    "estimate": 0.8,
+    "interval": [0.7, 0.9],
+    "n": 5,
+    "verdict": "supported",
+}
+
+
+def test_resume_command_reports_like_run(capsys, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "resume_run", lambda d: seen.append(d) or _record(claims=[CLAIM]))
+    code, out, _ = run(capsys, "resume", "runs/backprop/gradient_flow/x")
+    assert code == 0 and seen == [Path("runs/backprop/gradient_flow/x")]
+    assert "== backprop / gradient_flow: Per-layer gradients" in out
+    assert "tanh keeps more gradient" in out and "0.8 [0.7, 0.9]" in out
+    assert "experiments: 1 supported, 0 refuted, 0 inconclusive" in out
+    assert "0 lab(s) failed" in out
+    monkeypatch.setattr(cli, "resume_run", lambda d: _record("error"))
+    code, out, _ = run(capsys, "resume", "x")
+    assert code == 1 and "ERROR: RuntimeError: boom" in out and "1 lab(s) failed" in out
+
+
+def test_runs_shows_killed_and_running_runs_with_progress_never_as_results(capsys, monkeypatch):
+    records = [
+        _record(claims=[CLAIM]),
+        _record("incomplete", "fit 2 'tanh' step 350/2000"),
+        _record("running", "fit 1 'relu' step 10/2000"),
+        _record("error"),
+    ]
+    asked = []
+
+    def fake_list_runs(out, include_incomplete=False):
+        asked.append(include_incomplete)
+        return records
+
+    monkeypatch.setattr(cli, "list_runs", fake_list_runs)
+    code, out, _ = run(capsys, "runs")
+    assert code == 0 and asked == [True]
+    head, ok, killed, running, failed = out.splitlines()
+    col = head.index("S/R/I")
+    assert ok[col:].startswith("1/0/0 ") and failed[col:].startswith("error ")
+    assert killed[col:].startswith("incomplete (fit 2 'tanh' step 350/2000) ")
+    assert running[col:].startswith("running (fit 1 'relu' step 10/2000) ")
+    for line in (killed, running):  # no counts, no checks, no time: not a result
+        assert "0/0" not in line and "1.5s" not in line and "error" not in line
+    assert [line.index("runs/") for line in (ok, killed, running, failed)] == [
+        head.index("dir")
+    ] * 4

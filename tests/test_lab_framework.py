@@ -119,7 +119,7 @@ def test_overrides_are_typed_and_checked(tmp_path):
     assert res.config == {"n": 4, "lr": 1.0, "tag": "x", "sizes": [3], "flag": False}
     with pytest.raises(ConfigError, match="valid settings: flag, lr, n, sizes, tag"):
         run_lab(PROBE, "smoke", 0, out=tmp_path, overrides={"steps": 4})
-    with pytest.raises(ConfigError, match="expected a int"):
+    with pytest.raises(ConfigError, match="expected a value of type int"):
         run_lab(PROBE, "smoke", 0, out=tmp_path, overrides={"n": "many"})
     with pytest.raises(ConfigError, match="valid scales"):
         run_lab(PROBE, "huge", 0, out=tmp_path)

@@ -39,9 +39,12 @@ Censoring: a time-to-target quantity declares ``censor_at=budget``; runs that ne
 target (``inf``) count as the budget (a *restricted* mean, which understates any difference),
 and the fraction that reached it is recorded per arm. Two never-reached runs tie at 0.
 
-Failures: a NaN sample (a run that diverged) is never dropped silently. With
-``on_failure=value`` it takes that value (e.g. chance accuracy); otherwise its pair leaves the
-test and the claim records how many and which seed ids failed.
+Failures: a NaN sample (a run that diverged, a quantity that is undefined) is never dropped
+silently. With ``on_failure=value`` the claim has said beforehand what a failure means (e.g.
+chance accuracy) and the sample takes that value. Otherwise the claim cannot be decided on the
+runs that survived (dropping the failures could flatter it): its verdict is *inconclusive*, its
+``reason`` says how many and which seed ids failed, and the interval of the survivors is still
+shown.
 
 A claim may have several ``part``s (e.g. "sigmoid is slower than *each* of five activations"):
 it is supported only if every part is (intersection-union: the largest support p-value),
@@ -389,6 +392,15 @@ def decide_lab(claims: Sequence[Experiment | Check]) -> list[dict[str, Any]]:
             r["verdict"] = r.get("point_verdict", INCONCLUSIVE) if r["n"] == 1 else INCONCLUSIVE
         else:
             r["verdict"] = verdict_from(r["p_support_holm"], r["p_refute_holm"])
+        if r["n_failed"] and "on_failure" not in r:
+            ids = r.get("failed_ids") or sorted(
+                {i for d in r.get("parts", {}).values() for i in d["failed_ids"]}
+            )
+            r["verdict"] = INCONCLUSIVE
+            r["reason"] = (
+                f"{r['n_failed']} sample(s) failed (diverged or undefined), "
+                f"{r['unit']} id(s) {ids}; the claim does not say what a failure counts as"
+            )
         r["family"] = len(exp)
     return records
 

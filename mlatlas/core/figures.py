@@ -8,6 +8,8 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
+from mlatlas.core.fileio import atomic_save
+
 # Stable SVG ids, so that the same run writes the same file.
 mpl.rcParams["svg.hashsalt"] = "mlatlas"
 
@@ -30,6 +32,9 @@ def save_figure(fig: Figure, stem: Path, dpi: int = 120) -> list[Path]:
     """Write `stem`.png and `stem`.svg; returns both paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-    fig.savefig(png, dpi=dpi, metadata={"Software": None})
-    fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    # written whole or not at all: a kill mid-save leaves the previous file, not half a PNG
+    atomic_save(png, lambda p: fig.savefig(p, format="png", dpi=dpi, metadata={"Software": None}))
+    atomic_save(
+        svg, lambda p: fig.savefig(p, format="svg", metadata={"Date": None, "Creator": None})
+    )
     return [png, svg]

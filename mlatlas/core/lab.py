@@ -25,7 +25,6 @@ give a constant sequence as a list.
 from __future__ import annotations
 
 import ast
-import json
 import math
 import os
 import sys
@@ -42,6 +41,7 @@ from tqdm.auto import tqdm
 
 from mlatlas.core.claims import Check, ClaimError, Experiment, decide_lab
 from mlatlas.core.figures import save_figure
+from mlatlas.core.fileio import append_jsonl, atomic_write_json
 from mlatlas.core.seeding import (
     Replicate,
     derive_seed,
@@ -121,11 +121,17 @@ def lab(
 
 @contextmanager
 def isolated_registry() -> Iterator[None]:
-    """Labs registered inside this block are forgotten at its end (for tests and scratch labs)."""
+    """Scratch labs registered inside this block are forgotten at its end (for tests). Labs of
+    the package's own modules stay: their module is imported once, so a lab first imported
+    inside the block could never register again."""
     saved = {topic: dict(labs) for topic, labs in _REGISTRY.items()}
     try:
         yield
     finally:
+        for topic, labs in _REGISTRY.items():
+            for name, spec in labs.items():
+                if spec.fn.__module__.startswith("mlatlas."):
+                    saved.setdefault(topic, {}).setdefault(name, spec)
         _REGISTRY.clear()
         _REGISTRY.update(saved)
 
@@ -154,8 +160,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"bad --set {text!r}: {key!r} is not a setting name")
     try:
         value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
+    except (ValueError, SyntaxError, TypeError):
+        value = raw  # not a Python literal: the text itself
     return key, value
 
 
@@ -182,7 +188,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     else:
         return value
     raise ConfigError(
-        f"bad --set {key}={value!r}: expected a {type(default).__name__} like {default!r}"
+        f"bad --set {key}={value!r}: expected a value of type {type(default).__name__} "
+        f"like {default!r}"
     )
 
 
@@ -229,6 +236,8 @@ class Lab:
         self.claims: list[Experiment | Check] = []
         self.datasets: list[dict[str, Any]] = []
         self.notes: list[str] = []
+        self.divergences: list[dict[str, Any]] = []  # replicates whose loss turned NaN/inf
+        self.journal: Any = None  # the run's resume journal (`mlatlas.core.resume`), if any
         self._t0 = time.perf_counter()
         self._bar: tqdm | None = None
         self._metrics_file = self.dir / "metrics.jsonl"
@@ -281,9 +290,10 @@ class Lab:
 
     def log(self, step: int | None = None, **metrics: Any) -> None:
         """Append one line to metrics.jsonl and show the values on the progress bar."""
+        if self.journal is not None and self.journal.replaying:
+            return  # a resumed run replays up to its checkpoint: those lines are in the file
         row = {"step": step, **_jsonable(metrics), "time_s": round(self.elapsed, 3)}
-        with self._metrics_file.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_jsonl(self._metrics_file, row)
         if self._bar is not None and not self._bar.disable:
             shown = {k: f"{v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))}
             self._bar.set_postfix(shown, refresh=False)
@@ -419,6 +429,4 @@ class Lab:
         return time.perf_counter() - self._t0
 
     def _write_json(self, name: str, obj: Any) -> None:
-        tmp = self.dir / f".{name}.tmp"
-        tmp.write_text(json.dumps(_jsonable(obj), indent=2))
-        tmp.replace(self.dir / name)
+        atomic_write_json(self.dir / name, _jsonable(obj))

@@ -25,7 +25,7 @@ class RunRecord:
     scale: str
     seed: int
     device: str
-    status: str  # "ok" or "error"
+    status: str  # "ok" or "error"; listings also show "running" and "incomplete" runs
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -33,6 +33,7 @@ class RunRecord:
     claims: list[dict[str, Any]] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    divergences: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     started_at: str = ""
     wall_time_s: float = 0.0
@@ -40,6 +41,8 @@ class RunRecord:
     engine_threads: int = 0
     error: str | None = None
     source: str = ""
+    resumed: int = 0  # how many times a killed run was resumed to give this record
+    progress: str = ""  # for a run without result.json: how far it got
     format: int = FORMAT
     dir: Path | None = field(default=None, compare=False)  # where it was read from; not stored
 

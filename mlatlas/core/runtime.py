@@ -101,3 +101,30 @@ class PeakMemory:
         if self.peak_cuda:
             out["peak_cuda_mb"] = round(self.peak_cuda / 2**20, 1)
         return out
+
+
+def _malloc_trim():
+    if sys.platform != "linux":
+        return None
+    try:
+        import ctypes
+        import ctypes.util
+
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_heap() -> None:
+    """Return freed heap memory to the OS (glibc's ``malloc_trim``; a no-op elsewhere).
+
+    Why: a batched ensemble's step allocates and frees large temporaries; small long-lived
+    blocks allocated between them keep glibc from shrinking the heap, so resident memory
+    can grow by megabytes per step. `fit` calls this every 20 ensemble steps; it costs no
+    measurable time.
+    """
+    if _TRIM is not None:
+        _TRIM(0)

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from mlatlas.core import resume
+from mlatlas.core.checkpoint import save_checkpoint
 from mlatlas.core.ensemble import Ensemble
+from mlatlas.core.runtime import release_heap
 
 ACTIVATION_MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
 
@@ -76,13 +81,21 @@ def rmse(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> 
 
 @dataclass
 class FitResult:
-    """What `fit` saw: per-step losses (steps x R for an ensemble), which runs diverged, and
-    the number of steps taken."""
+    """What `fit` saw: per-step losses (steps x R for an ensemble), which runs diverged, the
+    number of steps taken and the evaluations recorded.
+
+    diverged_at: the 1-based step whose loss first was NaN/inf (0 = never), per replicate;
+    last_finite_loss: each replicate's last finite loss (NaN if it had none);
+    evals: ``(step, value)`` for every call of the `evaluate` hook.
+    """
 
     losses: np.ndarray
     diverged: np.ndarray  # bool per replicate (shape () for a single model)
     steps: int
     stopped_early: bool = False
+    diverged_at: np.ndarray = field(default_factory=lambda: np.zeros((), dtype=np.int64))
+    last_finite_loss: np.ndarray = field(default_factory=lambda: np.full((), np.nan))
+    evals: list[tuple[int, Any]] = field(default_factory=list)
 
     @property
     def final_loss(self) -> np.ndarray:
@@ -100,6 +113,10 @@ def fit(
     desc: str = "train",
     schedule: Callable[[int], float] | None = None,
     log_every: int = 0,
+    evaluate: Callable[[int], Any] | None = None,
+    eval_every: int = 0,
+    eval_last: bool = False,
+    stop: Callable[[list[tuple[int, Any]]], bool] | None = None,
     on_step: Callable[[int, np.ndarray], bool | None] | None = None,
 ) -> FitResult:
     """Minimise ``loss_fn(model, batch)`` over the first `steps` batches.
@@ -107,22 +124,48 @@ def fit(
     loss_fn returns a scalar, or a vector of R per-replicate losses (their sum is
     back-propagated: replicates sharing no parameter get their own gradients).
     schedule(t) sets every group's lr before step t = 0, 1, ...; ctx (a `Lab`) gives the
-    progress bar and logs the mean loss every `log_every` steps; ``on_step(step, losses)``
-    runs after each step (1-based) and may return True to stop. A single model whose loss
-    turns non-finite stops and is marked diverged; an ensemble keeps training the others.
+    progress bar and logs the mean loss every `log_every` steps.
+
+    Measurements during training go through ``evaluate(step)``, called after every
+    `eval_every`-th step (and after the last one with `eval_last`); its value (numbers,
+    arrays, tuples, dicts) is kept in ``FitResult.evals``, and ``stop(evals)`` may end the fit
+    early. Kept there, not in a closure, they are part of the checkpoint, so a killed run
+    resumes to the same numbers (`mlatlas.core.resume`). ``on_step(step, losses)`` is for
+    hooks that hold no result; a fit given one is not checkpointed, and a resumed run
+    trains it again from its start.
+
+    A replicate whose loss turns NaN/inf is diverged: its step and last finite loss are
+    recorded, the weights that produced the bad loss are saved under ``checkpoints/``, a
+    single model stops, an ensemble trains on with the others.
     """
-    model.train()
+    journal, lab = resume.current()
+    if ctx is None:
+        ctx_bar, lab_ctx = None, lab
+    else:
+        ctx_bar, lab_ctx = ctx, ctx
+    k = journal.begin_fit() if journal is not None and on_step is None else None
     it = iter(batches)
-    # One preallocated array, not a list of per-step arrays: thousands of tiny allocations
-    # between the step's large activation buffers fragment the heap (GBs of peak RSS).
-    losses: np.ndarray | None = None
-    done = 0
-    diverged: np.ndarray | None = None
-    stopped = False
-    # vmap'd ensembles leave reference cycles behind each step (about 1 MB each); collecting
-    # every 100 steps keeps their memory flat at a cost of milliseconds.
+    st = _FitState.new(steps)
+    if k is not None and journal is not None and journal.replaying:
+        ck = journal.load(k, model, steps, desc)
+        resume.load_model_state(model, ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        st = _FitState.from_checkpoint(ck, steps)
+        for _ in range(st.done):  # the generators feeding the batches advance as they did
+            next(it)
+        resume.restore_rng(ck["rng"])
+        if lab_ctx is not None:
+            lab_ctx.divergences.extend(st.events)
+        journal.reached(k)
+        if ck["done"]:
+            model.eval()
+            return st.result()
+    fp = resume.fingerprint(model, steps, desc) if k is not None and st.done == 0 else None
+    model.train()
     collect = isinstance(model, Ensemble)
-    bar = ctx.progress(range(steps), desc=desc) if ctx is not None else range(steps)
+    saved_at = time.monotonic()
+    todo = range(st.done, steps)
+    bar = ctx_bar.progress(todo, desc=desc) if ctx_bar is not None else todo
     for t in bar:
         if schedule is not None:
             for group in optimizer.param_groups:
@@ -130,28 +173,169 @@ def fit(
         batch = next(it)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model, batch)
+        value = loss.detach().double().cpu().numpy()
+        st.record(value)
+        if st.new_divergence(value):
+            st.events.append(_divergence_event(model, value, st, t, k, desc, lab_ctx))
         loss.sum().backward()
         optimizer.step()
-        value = loss.detach().double().cpu().numpy()
-        if losses is None:
-            losses = np.empty((steps, *value.shape))
-        losses[done] = value
-        done += 1
-        bad = ~np.isfinite(value)
-        diverged = bad if diverged is None else (diverged | bad)
         if collect and (t + 1) % 100 == 0:
             gc.collect()
-        if ctx is not None and log_every and (t + 1) % log_every == 0:
-            ctx.log(step=t + 1, loss=float(np.nanmean(value)) if not bad.all() else float("nan"))
+        if collect and (t + 1) % 20 == 0:
+            release_heap()
+        if ctx_bar is not None and log_every and (t + 1) % log_every == 0:
+            bad = ~np.isfinite(value)
+            ctx_bar.log(
+                step=t + 1, loss=float(np.nanmean(value)) if not bad.all() else float("nan")
+            )
+        if evaluate is not None and (
+            (eval_every and (t + 1) % eval_every == 0) or (eval_last and t + 1 == steps)
+        ):
+            st.evals.append((t + 1, evaluate(t + 1)))
+            model.train()
+            if stop is not None and stop(st.evals):
+                st.stopped = True
         if on_step is not None and on_step(t + 1, value):
-            stopped = True
+            st.stopped = True
+        if st.stopped or st.diverged.all():
             break
-        if diverged.all():
-            break
+        if k is not None and time.monotonic() - saved_at >= journal.interval_s:
+            journal.save(k, st.checkpoint(model, optimizer, steps, desc, fp, done=False))
+            saved_at = time.monotonic()
     model.eval()
-    if losses is None:
-        return FitResult(np.empty((0,)), np.zeros((), dtype=bool), 0, stopped)
-    return FitResult(losses[:done].copy(), diverged.astype(bool), done, stopped)
+    if k is not None:
+        journal.save(k, st.checkpoint(model, optimizer, steps, desc, fp, done=True))
+    return st.result()
+
+
+@dataclass
+class _FitState:
+    """Everything of a fit in progress that is not the model or the optimizer."""
+
+    steps: int
+    losses: np.ndarray | None
+    done: int
+    diverged: np.ndarray
+    diverged_at: np.ndarray
+    last_finite: np.ndarray
+    evals: list[tuple[int, Any]]
+    events: list[dict[str, Any]]
+    stopped: bool = False
+    fingerprint: str | None = None
+
+    @classmethod
+    def new(cls, steps: int) -> _FitState:
+        z = np.zeros((), dtype=bool)
+        return cls(steps, None, 0, z, np.zeros((), dtype=np.int64), np.full((), np.nan), [], [])
+
+    @classmethod
+    def from_checkpoint(cls, ck: dict[str, Any], steps: int) -> _FitState:
+        done = int(ck["step"])
+        got = ck["losses"].numpy()
+        losses = None
+        if done:
+            # One preallocated array, not a list of per-step arrays: thousands of tiny
+            # allocations between the step's large buffers fragment the heap.
+            losses = np.empty((steps, *got.shape[1:]))
+            losses[:done] = got
+        return cls(
+            steps,
+            losses,
+            done,
+            ck["diverged"].numpy().copy(),
+            ck["diverged_at"].numpy().copy(),
+            ck["last_finite"].numpy().copy(),
+            resume.decode_evals(ck["evals"]),
+            json.loads(ck["events"]),
+            bool(ck["stopped"]),
+            ck["fingerprint"],
+        )
+
+    def record(self, value: np.ndarray) -> None:
+        """Store one step's loss; the first step fixes the shape (scalar or per replicate)."""
+        if self.losses is None:
+            self.losses = np.empty((self.steps, *value.shape))
+            self.diverged = np.zeros(value.shape, dtype=bool)
+            self.diverged_at = np.zeros(value.shape, dtype=np.int64)
+            self.last_finite = np.full(value.shape, np.nan)
+        self.losses[self.done] = value
+        self.done += 1
+
+    def new_divergence(self, value: np.ndarray) -> bool:
+        finite = np.isfinite(value)
+        self.last_finite = np.where(finite & ~self.diverged, value, self.last_finite)
+        new = ~finite & ~self.diverged
+        if new.any():
+            self.diverged_at = np.where(new, self.done, self.diverged_at)
+            self.diverged = self.diverged | new
+            return True
+        return False
+
+    def checkpoint(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        steps: int,
+        desc: str,
+        fp: str | None,
+        *,
+        done: bool,
+    ) -> dict[str, Any]:
+        return {
+            "desc": desc,
+            "steps": steps,
+            "fingerprint": fp if fp is not None else self.fingerprint,
+            "step": self.done,
+            "done": done,
+            "stopped": self.stopped,
+            "model": resume.model_state(model),
+            "optimizer": optimizer.state_dict(),
+            "rng": resume.capture_rng(),
+            "losses": torch.from_numpy(
+                self.losses[: self.done].copy() if self.losses is not None else np.empty((0,))
+            ),
+            "diverged": torch.from_numpy(np.asarray(self.diverged).copy()),
+            "diverged_at": torch.from_numpy(np.asarray(self.diverged_at).copy()),
+            "last_finite": torch.from_numpy(np.asarray(self.last_finite, dtype=np.float64).copy()),
+            "evals": resume.encode_evals(self.evals),
+            "events": json.dumps(self.events),
+        }
+
+    def result(self) -> FitResult:
+        if self.losses is None or self.done == 0:
+            return FitResult(np.empty((0,)), np.zeros((), dtype=bool), 0, self.stopped)
+        return FitResult(
+            self.losses[: self.done].copy(),
+            self.diverged.astype(bool),
+            self.done,
+            self.stopped,
+            self.diverged_at.copy(),
+            self.last_finite.copy(),
+            list(self.evals),
+        )
+
+
+def _divergence_event(
+    model: nn.Module, value: np.ndarray, st: _FitState, t: int, k: int | None, desc: str, lab: Any
+) -> dict[str, Any]:
+    """Record a new divergence, keeping the weights that produced the bad loss."""
+    members = np.flatnonzero(np.atleast_1d(st.diverged_at == t + 1)).tolist()
+    event: dict[str, Any] = {
+        "fit": k,
+        "desc": desc,
+        "step": t + 1,
+        "members": members if value.shape else None,
+        "last_finite_loss": np.atleast_1d(st.last_finite)[members].tolist()
+        if value.shape
+        else float(st.last_finite),
+        "checkpoint": None,
+    }
+    if lab is not None:
+        name = f"diverged-{'x' if k is None else k}-step{t + 1}"
+        save_checkpoint(lab.checkpoint_path(name), resume.model_state(model), dict(event))
+        event["checkpoint"] = f"checkpoints/{name}.safetensors"
+        lab.divergences.append(event)
+    return event
 
 
 def fit_classifier(
@@ -185,6 +369,6 @@ def fit_classifier(
         steps,
         ctx=ctx,
         schedule=schedule,
-        on_step=hook,
+        on_step=hook if on_step is not None else None,
     )
     return model

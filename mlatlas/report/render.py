@@ -76,6 +76,8 @@ def fmt(v: object) -> str:
         return f"{v:.4g}"
     if v is None:
         return "-"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(fmt(x) for x in v)
     return str(v)
 
 

@@ -70,8 +70,11 @@ def _claim_rows(claims: list[dict], lab_cell: str = "") -> list[list[str]]:
             n += f" (+{c['n_failed']} failed)"
         if c.get("reached"):
             n += " · reached " + ", ".join(f"{k}: {v:.0%}" for k, v in c["reached"].items())
+        why = f'<br><span class="muted">why: {esc(c["reason"])}</span>' if c.get("reason") else ""
         cells = [
-            esc(c["statement"]) + f'<br><span class="muted">{esc(c.get("quantity", ""))}</span>',
+            esc(c["statement"])
+            + f'<br><span class="muted">{esc(c.get("quantity", ""))}</span>'
+            + why,
             esc(c.get("kind", "")),
             f'<span data-v="{esc(value)}">{esc(fmt(value))}</span>',
             esc(iv),
@@ -170,6 +173,13 @@ def _topic_page(topic: Topic, runs: dict, out: Path) -> str:
             )
         for note in r.notes:
             parts.append(f'<p class="muted">{esc(note)}</p>')
+        for d in r.divergences:
+            who = f"members {d['members']}" if d.get("members") is not None else "the model"
+            parts.append(
+                f'<p class="muted">diverged: {esc(who)} of fit {esc(d.get("desc", ""))} at step '
+                f"{esc(d['step'])}, last finite loss {esc(fmt(d['last_finite_loss']))}"
+                f" (weights kept in {esc(d.get('checkpoint') or '-')})</p>"
+            )
         parts.append("</section>")
     if has_code(topic):
         links = _source_pages(topic, out)

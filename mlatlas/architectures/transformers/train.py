@@ -123,28 +123,43 @@ def train_char_gpt(
     schedule = warmup_cosine(
         cfg.lr, cfg.steps // 20, cfg.steps, start_factor=0.01, eta_min=cfg.lr / 10
     )
-    curve: list[tuple[int, float, float]] = []
-    t0 = time.perf_counter()
+    # Seconds are wall clock, so not part of a result that resumes to the same numbers: each
+    # evaluation records the seconds since the previous one in this process, and the curve
+    # sums them (a resumed run then counts the time it trained, not the time it was dead).
+    clock = [time.perf_counter()]
+    last = [float("nan")]  # this step's batch loss, for the log line only
 
-    def evaluate(step: int, loss: Any) -> bool:
-        if step % cfg.eval_every and step != cfg.steps:
-            return False
+    def loss_fn(m: GPT, b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        loss = _loss(m, *b, cfg.bf16)
+        last[0] = float(loss)
+        return loss
+
+    def evaluate(step: int) -> tuple[float, float]:
         v = sum(val_losses(model, corpus, cfg, cfg.eval_batches)) / cfg.eval_batches
-        curve.append((step, time.perf_counter() - t0, v))
+        now = time.perf_counter()
+        dt, clock[0] = now - clock[0], now
         if ctx is not None:
-            ctx.log(step=step, train_loss=float(loss), val_loss=v)
-        return budget_s is not None and curve[-1][1] > budget_s
+            ctx.log(step=step, train_loss=last[0], val_loss=v)
+        return dt, v
+
+    def out_of_time(evals: list[tuple[int, Any]]) -> bool:
+        return budget_s is not None and sum(dt for _, (dt, _) in evals) > budget_s
 
     batches = (corpus.batch("train", cfg.batch, cfg.block, gen) for _ in itertools.count())
-    fit(
+    res = fit(
         model,
         opt,
-        lambda m, b: _loss(m, *b, cfg.bf16),
+        loss_fn,
         batches,
         cfg.steps,
         ctx=ctx,
         desc="steps",
         schedule=schedule,
-        on_step=evaluate,
+        evaluate=evaluate,
+        eval_every=cfg.eval_every,
+        eval_last=True,
+        stop=out_of_time,
     )
+    seconds = itertools.accumulate(dt for _, (dt, _) in res.evals)
+    curve = [(step, t, v) for (step, (_, v)), t in zip(res.evals, seconds, strict=True)]
     return model, curve

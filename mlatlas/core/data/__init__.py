@@ -2,6 +2,7 @@
 for the real datasets, and generators for data that needs no download."""
 
 from mlatlas.core.data import catalog as _catalog  # noqa: F401  (registers the datasets)
+from mlatlas.core.data.archive import safe_extract
 from mlatlas.core.data.loaders import (
     ADULT_CATEGORICAL,
     ADULT_NUMERIC,
@@ -102,6 +103,7 @@ __all__ = [
     "read_idx",
     "record",
     "register",
+    "safe_extract",
     "sha256_of",
     "tent",
     "tent_iterate",

@@ -2,10 +2,15 @@
 
 Decoded arrays are kept in memory for the process and as ``.npz`` in the cache folder,
 keyed by the source file's sha256, so a second process skips the decode too.
+
+Zip datasets (Omniglot) are read in memory: member names only select members and are
+never used as paths on disk. An archive that must be unpacked goes through
+`mlatlas.core.data.archive.safe_extract`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import re
@@ -18,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mlatlas.core.data.registry import DataError, cache_dir, get_dataset, locate
+from mlatlas.core.fileio import atomic_save
 
 SPLITS_IDX = {"train": "train", "test": "t10k"}
 
@@ -29,16 +35,12 @@ def _decoded(key: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, 
         try:
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # damaged: decode again
             path.unlink(missing_ok=True)
     arrays = build()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
-    except OSError:
-        pass  # read-only cache: decode again next time
+    with contextlib.suppress(OSError):  # read-only cache: decode again next time
+        # a private temporary name per writer, so two processes never write one file
+        atomic_save(path, lambda tmp: np.savez(tmp, **arrays))
     return arrays
 
 

@@ -147,7 +147,6 @@ def _train(ctx, net, group, cfg, val, target, kind):
     opt = ClipAdam(net.parameters(), lr=cfg.lr, max_norm=cfg.clip, members=is_ens)
     batches = adding_batches([rep.rng("batches") for rep in group], cfg.batch, cfg.length)
     x_val, y_val = val
-    curve, reached = [], [math.inf] * len(group)
 
     def loss_fn(m, batch):
         x, y = batch
@@ -155,22 +154,31 @@ def _train(ctx, net, group, cfg, val, target, kind):
             return ((m(x, per_member=True) - y) ** 2).mean(-1)
         return F.mse_loss(m(x), y)
 
-    def on_step(step: int, _losses: np.ndarray) -> bool:
-        if step % cfg.eval_every:
-            return False
-        mse = member_mse(net, x_val, y_val)
-        curve.append((step, mse / ADDING_BASELINE))
+    def all_reached(evals) -> bool:  # a function of the evaluations alone, so resumable
+        return bool((np.stack([mse for _, mse in evals]) < target).any(0).all())
+
+    with flush_denormals():  # vanishing gradients are subnormal floats: slow on a CPU
+        res = fit(
+            net,
+            opt,
+            loss_fn,
+            batches,
+            cfg.max_steps,
+            ctx=ctx,
+            desc=kind,
+            evaluate=lambda step: member_mse(net, x_val, y_val),
+            eval_every=cfg.eval_every,  # no extra evaluation at the last step (table note)
+            stop=all_reached,
+        )
+    reached = [math.inf] * len(group)
+    for step, mse in res.evals:
         for i, v in enumerate(mse):
             if v < target and reached[i] == math.inf:
                 reached[i] = step
-        return all(r < math.inf for r in reached)
-
-    with flush_denormals():  # vanishing gradients are subnormal floats: slow on a CPU
-        fit(net, opt, loss_fn, batches, cfg.max_steps, ctx=ctx, desc=kind, on_step=on_step)
-    if not curve:
+    if not res.evals:
         return np.zeros(0), np.zeros((0, len(group))), reached
-    steps, values = zip(*curve, strict=True)
-    return np.asarray(steps), np.stack(values), reached
+    steps, values = zip(*res.evals, strict=True)
+    return np.asarray(steps), np.stack(values) / ADDING_BASELINE, reached
 
 
 def _figure(ctx: Lab, curves, cfg, target) -> None:

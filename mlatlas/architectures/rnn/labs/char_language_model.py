@@ -109,9 +109,13 @@ def char_language_model(ctx: Lab) -> None:
         while True:
             yield corpus.batch("train", cfg.batch, cfg.seq, gen)
 
+    last = [math.nan]  # this step's batch loss, for the log line only (results are in res)
+
     def loss_fn(m, batch):
         x, y = batch
-        return F.cross_entropy(m(x)[0].reshape(-1, v), y.reshape(-1))
+        loss = F.cross_entropy(m(x)[0].reshape(-1, v), y.reshape(-1))
+        last[0] = float(loss)
+        return loss
 
     @torch.no_grad()
     def val_losses() -> list[float]:
@@ -120,14 +124,23 @@ def char_language_model(ctx: Lab) -> None:
     def schedule(t: int) -> float:  # cosine from lr to lr / 10
         return cfg.lr / 10 + (cfg.lr - cfg.lr / 10) * (1 + math.cos(math.pi * t / cfg.steps)) / 2
 
-    curve = []
+    def evaluate(step: int) -> float:
+        val_loss = float(np.mean(val_losses()))
+        ctx.log(step=step, train_loss=last[0], val_loss=val_loss)
+        return val_loss
 
-    def on_step(step: int, loss: np.ndarray) -> None:
-        if step % max(1, cfg.steps // 10) == 0:
-            curve.append((step, float(loss), float(np.mean(val_losses()))))
-            ctx.log(step=step, train_loss=curve[-1][1], val_loss=curve[-1][2])
-
-    fit(model, opt, loss_fn, batches(), cfg.steps, ctx=ctx, schedule=schedule, on_step=on_step)
+    res = fit(
+        model,
+        opt,
+        loss_fn,
+        batches(),
+        cfg.steps,
+        ctx=ctx,
+        schedule=schedule,
+        evaluate=evaluate,
+        eval_every=max(1, cfg.steps // 10),
+    )
+    curve = [(step, float(res.losses[step - 1]), va) for step, va in res.evals]
     lstm = val_losses()
     bigram = [float(-big_logp[x, y].mean()) for x, y in val]
     for i, (a, b) in enumerate(zip(lstm, bigram, strict=True)):

@@ -203,17 +203,22 @@ def saturation(ctx: Lab) -> None:
                     out.append(float(np.mean(sat)))
             return np.array(out)
 
-        curve = [(0, shares())]
-
-        def on_step(step: int, _losses: np.ndarray, curve=curve, shares=shares) -> None:
-            if step % every == 0:
-                curve.append((step, shares()))
-
+        at_init = shares()  # before fit: step 0 of the curve
         opt = torch.optim.SGD(ens.parameters(), lr=cfg.lr, momentum=0.9)
         batches = member_batches(len(data.x_train), cfg.batch, cfg.train_steps, reps)
         loss_fn = ensemble_cross_entropy(data.x_train, data.y_train)
-        res = fit(ens, opt, loss_fn, batches, cfg.train_steps, ctx=ctx, desc=name, on_step=on_step)
-        curves[name] = curve
+        res = fit(
+            ens,
+            opt,
+            loss_fn,
+            batches,
+            cfg.train_steps,
+            ctx=ctx,
+            desc=name,
+            evaluate=lambda step, shares=shares: shares(),
+            eval_every=every,
+        )
+        curve = curves[name] = [(0, at_init), *res.evals]
         start, end = curve[0][1], curve[-1][1]
         for rep in reps:
             i = rep.id

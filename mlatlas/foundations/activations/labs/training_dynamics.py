@@ -106,18 +106,24 @@ def training_dynamics(ctx: Lab) -> None:
     for name in ACTIVATIONS:
         ens = replicate_ensemble(reps, lambda rep, name=name: mlp(sizes, name, ours=cfg.ours))
         opt = torch.optim.SGD(ens.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-        hit = np.full(len(reps), math.inf)
-        curve: list[tuple[int, np.ndarray]] = []
-
-        def on_step(step: int, _losses, ens=ens, hit=hit, curve=curve) -> None:
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                acc = member_accuracy(ens, x_val, y_val)
-                curve.append((step, acc))
-                hit[(acc >= cfg.target) & np.isinf(hit)] = step  # NaN (diverged) never hits
-
         batches = member_batches(len(x_tr), cfg.batch, cfg.steps, reps)
-        res = fit(ens, opt, loss_fn, batches, cfg.steps, ctx=ctx, desc=name, on_step=on_step)
-        reached[name], curves[name], diverged[name] = hit, curve, res.diverged
+        res = fit(
+            ens,
+            opt,
+            loss_fn,
+            batches,
+            cfg.steps,
+            ctx=ctx,
+            desc=name,
+            evaluate=lambda step, ens=ens: member_accuracy(ens, x_val, y_val),
+            eval_every=cfg.eval_every,
+            eval_last=True,
+        )
+        # the curve lives in res.evals (checkpointed), so a resumed run gets it back
+        hit = np.full(len(reps), math.inf)
+        for step, acc in res.evals:
+            hit[(acc >= cfg.target) & np.isinf(hit)] = step  # NaN (diverged) never hits
+        reached[name], curves[name], diverged[name] = hit, res.evals, res.diverged
         final[name] = member_accuracy(ens, data.x_test, data.y_test)
         ctx.log(step=cfg.steps, activation=name, test_acc=float(np.nanmean(final[name])))
 

@@ -16,7 +16,7 @@ from mlatlas.core.ensemble import member_outputs
 from mlatlas.core.seeding import Replicate
 from mlatlas.core.train import make_mlp
 from mlatlas.foundations.losses.functions import nt_xent, pairwise_distance
-from mlatlas.foundations.losses.train import load_images, member_batches, trimming
+from mlatlas.foundations.losses.train import load_images, member_batches
 
 METHODS = ("triplet", "nt_xent")
 
@@ -151,7 +151,6 @@ def contrastive_embedding(ctx: Lab) -> None:
         ctx=ctx,
         desc="train",
         log_every=100,
-        on_step=trimming(),
     )
     e_tr, e_te = embed_all()
     results: dict[str, list[float]] = {"untrained": untrained}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
 from mlatlas.core.ensemble import member_accuracy
 from mlatlas.core.train import batches_for_steps, make_mlp
-from mlatlas.foundations.losses.train import load_images, trimming
+from mlatlas.foundations.losses.train import load_images
 
 ORDERINGS = ("curriculum", "random", "anti")
 
@@ -97,7 +97,6 @@ def curriculum(ctx: Lab) -> None:
         cfg.scorer_steps,
         ctx=ctx,
         desc="scorer",
-        on_step=trimming(),
     )
     x, y_clean = data.x_train[:half], data.y_train[:half]
     reps = list(ctx.replicates(cfg.seeds))
@@ -139,7 +138,6 @@ def curriculum(ctx: Lab) -> None:
                 budget,
                 ctx=ctx,
                 desc=f"{'noisy' if noisy else 'clean'} {budget}",
-                on_step=trimming(),
             )
             test = member_accuracy(ens, data.x_test, data.y_test)
             test[res.diverged] = np.nan

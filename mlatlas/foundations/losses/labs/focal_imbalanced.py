@@ -12,7 +12,7 @@ from mlatlas.core.ensemble import member_outputs
 from mlatlas.core.seeding import Replicate
 from mlatlas.core.train import make_mlp
 from mlatlas.foundations.losses.functions import bce_with_logits, focal_binary, log_sigmoid
-from mlatlas.foundations.losses.train import load_images, member_batches, trimming
+from mlatlas.foundations.losses.train import load_images, member_batches
 
 
 def imbalanced_indices(y: np.ndarray, ratio: int, rng: np.random.Generator) -> np.ndarray:
@@ -154,7 +154,6 @@ def focal_imbalanced(ctx: Lab) -> None:
         ctx=ctx,
         desc="train",
         log_every=100,
-        on_step=trimming(),
     )
     z_test = member_outputs(ens, data.x_test)[..., 0]
 

@@ -12,7 +12,7 @@ from mlatlas.core.ensemble import member_accuracy
 from mlatlas.core.seeding import fixed_rng
 from mlatlas.core.train import batches_for_steps, make_mlp
 from mlatlas.foundations.losses.functions import cross_entropy, mse
-from mlatlas.foundations.losses.train import load_images, member_batches, trimming
+from mlatlas.foundations.losses.train import load_images, member_batches
 
 LOSSES = ("cross_entropy", "mse_on_softmax")
 
@@ -112,7 +112,7 @@ def mse_vs_ce(ctx: Lab) -> None:
     def build() -> torch.nn.Module:
         return make_mlp([x_tr.shape[1], *cfg.hidden, data.n_classes])
 
-    def train(ens, lrs, batches, per_member, desc, on_step=None):
+    def train(ens, lrs, batches, per_member, desc, **evals):
         scale = torch.tensor(lrs)
 
         def loss_fn(model, idx):
@@ -121,9 +121,7 @@ def mse_vs_ce(ctx: Lab) -> None:
             return two_losses(z, y) * scale
 
         opt = torch.optim.SGD(ens.parameters(), lr=1.0, momentum=0.9)
-        return fit(
-            ens, opt, loss_fn, batches, cfg.steps, ctx=ctx, desc=desc, on_step=trimming(on_step)
-        )
+        return fit(ens, opt, loss_fn, batches, cfg.steps, ctx=ctx, desc=desc, **evals)
 
     # 3. the selection run: every (loss, lr) from one init, one batch order
     L = len(cfg.lrs)
@@ -155,15 +153,18 @@ def mse_vs_ce(ctx: Lab) -> None:
     S = len(reps)
     member_reps = reps * 2  # CE members, then MSE members
     ens = make_ensemble(build, 2 * S, lambda r: member_reps[r].seed_torch("init"))
-    curves: list[np.ndarray] = []
-
-    def on_step(step, _losses):
-        if step % cfg.eval_every == 0:
-            curves.append(member_accuracy(ens, x_val, y_val))
-
     sizes = [len(x_tr)] * (2 * S)
     batches = member_batches(sizes, cfg.batch, cfg.steps, [r.rng("batches") for r in member_reps])
-    res = train(ens, [chosen[0]] * S + [chosen[1]] * S, batches, True, "train", on_step)
+    res = train(
+        ens,
+        [chosen[0]] * S + [chosen[1]] * S,
+        batches,
+        True,
+        "train",
+        evaluate=lambda step: member_accuracy(ens, x_val, y_val),
+        eval_every=cfg.eval_every,
+    )
+    curves = [acc for _, acc in res.evals]
     test_acc = member_accuracy(ens, data.x_test, data.y_test).reshape(2, S)
     test_acc[res.diverged.reshape(2, S)] = np.nan
     for s, rep in enumerate(reps):
