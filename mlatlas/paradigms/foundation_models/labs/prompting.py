@@ -1,0 +1,176 @@
+"""Lab: the same trained model, different prompts: how much does the prompt alone change?"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mlatlas.architectures.transformers.models import GPTConfig
+from mlatlas.architectures.transformers.train import member_batches
+from mlatlas.core import Lab, fixed_generator, lab, new_figure
+from mlatlas.core.data import record
+from mlatlas.paradigms.foundation_models.train import gpt_ensemble, member_scores, train_lm
+
+DIGITS, ARROW, SEP, NEW_SEP, PAD, TASK0 = 4, 10, 11, 12, 13, 14
+TASKS = ("copy", "reverse", "sort", "add one")
+VOCAB = TASK0 + len(TASKS)
+DEMO = 2 * DIGITS + 2  # x > f(x) ;
+MAX_SHOTS = 3
+LENGTH = 1 + MAX_SHOTS * DEMO + 2 * DIGITS + 1  # [task] demos query > answer
+
+
+def apply_task(task: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """f(x) for each row's task: copy, reverse, sort ascending, add one to each digit mod 10."""
+    outs = torch.stack([x, x.flip(-1), x.sort(-1).values, (x + 1) % 10])  # (4, ..., DIGITS)
+    index = task.view(1, *task.shape, *([1] * (x.dim() - task.dim()))).expand(1, *x.shape)
+    return outs.gather(0, index)[0]
+
+
+def episodes(
+    n: int,
+    gen: torch.Generator,
+    shots: int | None = None,
+    instruction: bool | None = None,
+    sep: int = SEP,
+):
+    """Sequences ``[task] x1 > f(x1) ; ... x > f(x)`` for a random task per row: the number of
+    demonstrations (0-3) and whether the task token is shown are random unless given; unused
+    slots are PAD, so the query is always at the end. Returns inputs, targets and a mask of
+    the answer positions that are scored in training (every shown answer; the query's answer
+    is the last DIGITS targets), and the tasks."""
+    task = torch.randint(0, len(TASKS), (n,), generator=gen)
+    x = torch.randint(0, 10, (n, MAX_SHOTS + 1, DIGITS), generator=gen)
+    fx = apply_task(task[:, None].expand(-1, MAX_SHOTS + 1), x)
+    arrow = torch.full((n, MAX_SHOTS + 1, 1), ARROW)
+    tail = torch.full((n, MAX_SHOTS + 1, 1), sep)
+    parts = torch.cat([x, arrow, fx, tail], -1)  # (n, 4, DEMO)
+    k = (
+        torch.randint(0, MAX_SHOTS + 1, (n,), generator=gen)
+        if shots is None
+        else torch.full((n,), shots)
+    )
+    show = (
+        torch.rand(n, generator=gen) < 0.5 if instruction is None else torch.full((n,), instruction)
+    )
+    absent = torch.arange(MAX_SHOTS)[None] < (MAX_SHOTS - k)[:, None]  # leading slots are empty
+    parts[:, :MAX_SHOTS][absent] = PAD
+    head = torch.where(show, TASK0 + task, torch.full((n,), PAD))[:, None]
+    seq = torch.cat([head, parts.flatten(1)[:, :-1]], 1)  # the query ends with its answer
+    answer = torch.zeros(MAX_SHOTS + 1, DEMO, dtype=torch.bool)
+    answer[:, DIGITS + 1 : 2 * DIGITS + 1] = True
+    mask = torch.cat([torch.zeros(1, dtype=torch.bool), answer.flatten()[:-1]])[None] & (seq != PAD)
+    return seq[:, :-1], seq[:, 1:], mask[:, 1:], task
+
+
+PROMPTS = {  # name: (shots, instruction, separator)
+    "bare query": (0, False, SEP),
+    "instruction": (0, True, SEP),
+    "1 demonstration": (1, False, SEP),
+    "3 demonstrations": (3, False, SEP),
+    "3 demos, unseen delimiter": (3, False, NEW_SEP),
+    "instruction + 3 demos": (3, True, SEP),
+}
+
+
+@lab("foundation_models", insights=["prompt engineering"])
+def prompting(ctx: Lab) -> None:
+    """Prompt engineering on a model small enough to train here.
+
+    A GPT is trained on episodes of four digit-string tasks (copy, reverse, sort, add one to
+    each digit): each episode shows 0-3 demonstrations ``x > f(x) ;`` and, half the time, a
+    token naming the task, then a query. The task is not otherwise given, so with a bare query
+    the model can only guess it. After training, the same model and the same held-out queries
+    are scored (exact match of the 4-digit answer) under six prompts: the bare query, the task
+    token, 1 or 3 demonstrations, 3 demonstrations whose delimiter ``;`` is replaced by a token
+    never seen in training, and task token plus demonstrations. Brown et al. (2020) report
+    that GPT-3's accuracy depends on the number of demonstrations and on the prompt's format;
+    the claims, fixed before the runs, are the small-scale versions: demonstrations and the
+    instruction each raise accuracy over the bare query, and an unfamiliar delimiter lowers
+    the 3-demonstration accuracy. The model is trained with every format it is tested on
+    except the unseen delimiter, so this measures what a prompt can unlock in a model, not
+    learning new formats from the prompt.
+
+    At the default scale (800 steps) the model has learned to follow the task token (exact
+    match 0.90 against 0.16 for the bare query) but has barely learned to infer the task from
+    demonstrations (0.24 with three, 0.20 with one): the demonstration claim is inconclusive,
+    and so is the delimiter claim, since a model that hardly reads its demonstrations is not
+    disturbed by their format (0.246 against 0.242). Inferring a task from examples is the
+    ability that needs more training; the in-context lab of this topic measures it directly.
+    """
+    cfg = ctx.config(
+        n_layer=2,
+        n_head=4,
+        n_embd=(32, 64, 128),
+        batch=(16, 32, 64),
+        steps=(30, 800, 4000),
+        lr=3e-3,
+        n_test=(200, 1000, 4000),
+        seeds=(2, 5, 10),
+    )
+    ctx.dataset(record("digit-string tasks", tasks=list(TASKS), digits=DIGITS))
+    demos = ctx.claim(
+        "Three demonstrations raise exact-match accuracy over the bare query",
+        quantity="held-out exact match; a = 3 demonstrations, b = bare query",
+        direction=">",
+        margin=0.0,
+        paired=True,
+    )
+    instr = ctx.claim(
+        "A task instruction token raises exact-match accuracy over the bare query",
+        quantity="held-out exact match; a = instruction, b = bare query",
+        direction=">",
+        margin=0.0,
+        paired=True,
+    )
+    delim = ctx.claim(
+        "Replacing the demonstrations' delimiter by a token unseen in training lowers accuracy",
+        quantity="held-out exact match; a = 3 demos with the unseen delimiter, b = 3 demos",
+        direction="<",
+        margin=0.0,
+        paired=True,
+    )
+    reps = list(ctx.replicates(cfg.seeds))
+    gcfg = GPTConfig(VOCAB, LENGTH - 1, cfg.n_layer, cfg.n_head, cfg.n_embd)
+    ens = gpt_ensemble(gcfg, reps)
+    gens = [rep.generator("batches") for rep in reps]
+    res = train_lm(
+        ens, member_batches(gens, lambda g: episodes(cfg.batch, g)[:3]), cfg.steps, cfg.lr, ctx=ctx
+    )
+    acc: dict[str, np.ndarray] = {}
+    per_task: dict[str, np.ndarray] = {}
+    for name, (shots, instruction, sep) in PROMPTS.items():
+        # the same queries, tasks and demonstrations for every prompt (one fixed stream)
+        x, y, _, task = episodes(cfg.n_test, fixed_generator("prompts"), shots, instruction, sep)
+        hit = member_scores(ens, x, y)[1][:, :, -DIGITS:].all(-1).double()  # (R, n)
+        a = hit.mean(1).numpy()
+        a[np.atleast_1d(res.diverged)] = np.nan
+        acc[name] = a
+        per_task[name] = np.array([hit[:, task == t].mean().item() for t in range(len(TASKS))])
+    for rep in reps:
+        i = rep.id
+        demos.add(i, acc["3 demonstrations"][i], acc["bare query"][i])
+        instr.add(i, acc["instruction"][i], acc["bare query"][i])
+        delim.add(i, acc["3 demos, unseen delimiter"][i], acc["3 demonstrations"][i])
+    ctx.table(
+        "accuracy_by_prompt",
+        [
+            {"prompt": k, "exact_match": float(np.nanmean(v)), "per_seed": np.round(v, 3).tolist()}
+            | {t: float(per_task[k][j]) for j, t in enumerate(TASKS)}
+            for k, v in acc.items()
+        ],
+        note=f"{cfg.n_test} held-out queries, the same for every prompt; {cfg.steps} training "
+        f"steps of {cfg.batch} episodes; chance for a model that guesses the task is about 0.25",
+    )
+    fig, ax = new_figure(1, 1, size=(7.5, 3.8))
+    names = list(acc)
+    for j, k in enumerate(names):
+        ax[0, 0].bar(j, np.nanmean(acc[k]), color=f"C{j}")
+        ax[0, 0].plot([j] * len(acc[k]), acc[k], "k.", alpha=0.6)
+    ax[0, 0].set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    ax[0, 0].set(ylabel="held-out exact match", ylim=(0, 1.02), title="same model, six prompts")
+    ctx.figure(
+        "accuracy_by_prompt",
+        fig,
+        "Exact-match accuracy of the same trained models under six prompts (bars: mean; dots: "
+        "seeds).",
+    )
