@@ -124,14 +124,13 @@ def test_result_json_is_the_last_file_written(tmp_path):
     assert not list(run.dir.glob(".*.tmp")) and not (run.dir / "checkpoints" / "resume").exists()
 
 
-def test_a_corrupted_dataset_file_stops_a_run_with_one_line_and_exit_2(tmp_path, capsys):
+def test_a_corrupted_dataset_file_stops_a_run_with_one_line_and_exit_2(tmp_path):
     """A lab that meets a corrupted file in MLATLAS_DATA: exit 2, one line naming the file,
-    the expected and actual sha256 and what to do; no traceback and no run folder left."""
+    the expected and actual sha256 and what to do; no traceback and no run folder left. A
+    fresh process, so that no dataset already decoded in memory hides the file."""
     import shutil
 
     from conftest import require_data
-
-    from mlatlas.cli import main
 
     require_data("mnist")
     src = Path(os.environ["MLATLAS_DATA"].split(os.pathsep)[0]) / "mnist"
@@ -141,16 +140,21 @@ def test_a_corrupted_dataset_file_stops_a_run_with_one_line_and_exit_2(tmp_path,
     raw = bytearray(bad.read_bytes())
     raw[100] ^= 0xFF
     bad.write_bytes(bytes(raw))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLATLAS_DATA", str(tmp_path / "data"))
-    mp.setenv("MLATLAS_CACHE", str(tmp_path / "cache"))
-    try:
-        args = ["cnn", "lenet_mnist", "--scale", "smoke", "--set", "dataset=mnist"]
-        code = main(["run", *args, "--out", str(tmp_path / "r")])
-    finally:
-        mp.undo()
-    err = capsys.readouterr().err.strip()
-    assert code == 2
+    env = {
+        **os.environ,
+        "MLATLAS_DATA": str(tmp_path / "data"),
+        "MLATLAS_CACHE": str(tmp_path / "cache"),
+        "MLATLAS_PROGRESS": "0",
+    }
+    args = ["cnn", "lenet_mnist", "--scale", "smoke", "--set", "dataset=mnist"]
+    done = subprocess.run(
+        [sys.executable, "-m", "mlatlas", "run", *args, "--out", str(tmp_path / "r")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    err = done.stderr.strip()
+    assert done.returncode == 2, (done.stdout[-1000:], err[-1000:])
     assert len(err.splitlines()) == 1 and err.startswith("mlatlas: error:"), err
     assert "t10k-labels-idx1-ubyte.gz" in err and "sha256" in err and "Traceback" not in err
     assert not list((tmp_path / "r").glob("*/*/*/run.json"))
