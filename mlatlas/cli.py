@@ -366,17 +366,41 @@ def _run_many(specs: list[LabSpec], args: argparse.Namespace, overrides: dict) -
 
 def _report_all(records: Iterable[RunRecord]) -> int:
     """Print each run as it finishes, then every claim; exit status 1 if a lab failed."""
-    rows, errors, times = [], 0, {}
+    rows, errors, done = [], 0, []
     for res in records:
         _report_run(res)
         errors += not res.ok
-        times[res.topic] = times.get(res.topic, 0.0) + res.wall_time_s
+        done.append(res)
         rows += [{"topic": res.topic, "lab": res.lab, "claim": c} for c in res.claims]
     print("\n" + _claims_table(rows))
-    if len(times) > 1:
-        print("\nwall time: " + ", ".join(f"{t} {s:.0f} s" for t, s in times.items()))
+    if len(done) > 1:
+        print("\n" + _time_summary(done))
     print(f"\n{summary_line(r['claim'] for r in rows)}; {errors} lab(s) failed.")
     return 1 if errors else 0
+
+
+# What one topic may cost on a 2-core CPU, per scale (DESIGN.md); `full` is for a GPU.
+TOPIC_BUDGET_S = {"smoke": 30.0, "default": 600.0}
+
+
+def _time_summary(records: list[RunRecord]) -> str:
+    """The cost of what just ran: total wall time, each topic's time against its budget at
+    that scale, and the ten slowest labs, so a lab that grew slow is seen the day it did."""
+    topics: dict[str, float] = {}
+    for r in records:
+        topics[r.topic] = topics.get(r.topic, 0.0) + r.wall_time_s
+    total = sum(topics.values())
+    lines = [f"wall time: {total:.0f} s in all ({total / 60:.1f} min) for {len(records)} labs"]
+    scales = {r.scale for r in records}
+    budget = TOPIC_BUDGET_S.get(scales.pop()) if len(scales) == 1 else None
+    for t, s in topics.items():
+        over = "  OVER BUDGET" if budget is not None and s > budget else ""
+        limit = f" (budget {budget:.0f} s)" if budget is not None else ""
+        lines.append(f"  {t:<22} {s:8.1f} s{limit}{over}")
+    slow = sorted(records, key=lambda r: r.wall_time_s, reverse=True)[:10]
+    lines.append(f"slowest {len(slow)} labs:")
+    lines += [f"  {r.wall_time_s:8.1f} s  {r.topic} / {r.lab}" for r in slow]
+    return "\n".join(lines)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

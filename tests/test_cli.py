@@ -316,3 +316,23 @@ def test_runs_shows_killed_and_running_runs_with_progress_never_as_results(capsy
     assert [line.index("runs/") for line in (ok, killed, running, failed)] == [
         head.index("dir")
     ] * 4
+
+
+def _timed(topic: str, lab: str, seconds: float, scale: str = "default") -> RunRecord:
+    return RunRecord(
+        topic=topic, topic_number=1, lab=lab, title=lab, insights=[], scale=scale, seed=0,
+        device="cpu", status="ok", wall_time_s=seconds,
+    )  # fmt: skip
+
+
+def test_time_summary_gives_total_topic_budgets_and_the_slowest_ten():
+    records = [_timed("a", f"lab{i}", float(i)) for i in range(12)]
+    records += [_timed("b", "huge", 700.0)]
+    text = cli._time_summary(records)
+    assert text.startswith(f"wall time: {sum(range(12)) + 700} s in all")
+    assert re.search(r"\n  a +66\.0 s \(budget 600 s\)\n", text)
+    assert re.search(r"\n  b +700\.0 s \(budget 600 s\)  OVER BUDGET\n", text)
+    slow = text.split("slowest 10 labs:\n")[1].splitlines()
+    assert [line.split()[-1] for line in slow] == ["huge"] + [f"lab{i}" for i in range(11, 2, -1)]
+    mixed = cli._time_summary([_timed("a", "x", 40.0, "smoke"), _timed("a", "y", 1.0)])
+    assert "budget" not in mixed  # no single scale, so no single budget to compare against
