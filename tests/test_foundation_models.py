@@ -367,7 +367,7 @@ def test_gpt_ensemble_equals_separate_gpts_values_and_gradients():
     member_lm_loss(ens, x, y).sum().backward()
     with torch.no_grad():
         together = ens(x, per_member=True)
-    names = ens._names
+    names = ens.names
     for r, rep in enumerate(reps):
         rep.seed_torch("init")
         alone = GPT(cfg).double()

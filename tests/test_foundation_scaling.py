@@ -26,7 +26,6 @@ from mlatlas.paradigms.foundation_models.incontext import (
     sample_prompts,
 )
 from mlatlas.paradigms.foundation_models.scaling import (
-    StackableGPT,
     chinchilla_law,
     compute_optimal,
     fit_chinchilla,
@@ -152,24 +151,27 @@ def test_non_embedding_params_of_a_gpt_is_the_closed_form():
         assert non_embedding_params(model) == total - 50 * d - 16 * d
 
 
-def test_stackable_gpt_equals_gpt_and_stacks():
-    """Same weights: equal logits and gradients to GPT (float64, 1e-12); in an Ensemble each
-    member computes what it computes alone."""
+def test_gpt_with_tied_head_stacks_in_an_ensemble():
+    """Topic 7's GPT (head tied to the token embedding) in an Ensemble: each member's logits
+    and its embedding gradient (summed over both uses of the tied matrix) equal the model's
+    alone (float64, 1e-10)."""
     cfg = GPTConfig(vocab=13, block_size=10, n_layer=2, n_head=2, n_embd=16)
     torch.manual_seed(0)
-    ours = StackableGPT(cfg).double()
-    ref = GPT(cfg).double()
-    ref.load_state_dict(ours.state_dict(), strict=False)
-    x = torch.randint(0, 13, (3, 10))
-    torch.testing.assert_close(ours(x), ref(x), rtol=1e-12, atol=1e-12)
-    ours(x).pow(2).sum().backward()
-    ref(x).pow(2).sum().backward()
-    torch.testing.assert_close(ours.tok.weight.grad, ref.tok.weight.grad, rtol=1e-10, atol=1e-12)
-    members = [StackableGPT(cfg).double() for _ in range(3)]
+    members = [GPT(cfg).double() for _ in range(3)]
     ens = Ensemble(members)
+    assert "head.weight" not in ens.names
+    x = torch.randint(0, 13, (3, 10))
     out = ens(x)
+    out.pow(2).sum().backward()
+    tok = ens.stacked[ens.names.index("tok.weight")]
     for r, m in enumerate(members):
-        torch.testing.assert_close(out[r], m(x), rtol=1e-10, atol=1e-12)
+        alone = m(x)
+        torch.testing.assert_close(out[r], alone, rtol=1e-10, atol=1e-12)
+        alone.pow(2).sum().backward()
+        torch.testing.assert_close(tok.grad[r], m.tok.weight.grad, rtol=1e-10, atol=1e-12)
+        copy = ens.member(r)
+        assert copy.head.weight is copy.tok.weight
+        torch.testing.assert_close(copy(x), alone, rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------

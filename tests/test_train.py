@@ -91,3 +91,37 @@ def test_replicate_streams_are_independent_and_repeatable():
     assert a.rng("x").integers(1 << 30) != a.rng("y").integers(1 << 30)
     g1, g2 = a.generator("init"), a.generator("init")
     assert torch.equal(torch.randn(3, generator=g1), torch.randn(3, generator=g2))
+
+
+class _TiedLM(nn.Module):
+    """Embedding, a hidden layer, and an output head that shares the embedding matrix."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.lin = nn.Embedding(7, 4), nn.Linear(4, 4)
+        self.head = nn.Linear(4, 7, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.lin(self.emb(x))))
+
+
+def test_ensemble_keeps_tied_weights_tied():
+    """A tied matrix is one stacked parameter; each member's output and its gradient (the sum
+    over both uses) equal the member's alone (float64, 1e-12), and `member` rebuilds the tie."""
+    torch.manual_seed(0)
+    models = [_TiedLM().double() for _ in range(3)]
+    ens = Ensemble(models)
+    assert ens.names == ["emb.weight", "lin.weight", "lin.bias"]
+    x = torch.randint(0, 7, (5,))
+    out = ens(x)
+    (out**2).sum().backward()
+    for r, m in enumerate(models):
+        alone = m(x)
+        torch.testing.assert_close(out[r], alone, rtol=1e-12, atol=1e-12)
+        (alone**2).sum().backward()
+        for stacked, p in zip(ens.stacked, m.parameters(), strict=True):
+            torch.testing.assert_close(stacked.grad[r], p.grad, rtol=1e-12, atol=1e-12)
+        copy = ens.member(r)
+        assert copy.head.weight is copy.emb.weight
+        torch.testing.assert_close(copy(x), alone, rtol=1e-12, atol=1e-12)

@@ -40,7 +40,28 @@ class Ensemble(nn.Module):
         self._buffer_names = list(buffers)
         for i, k in enumerate(self._buffer_names):
             self.register_buffer(f"_buf{i}", buffers[k])
-        self.base = copy.deepcopy(models[0]).to("meta")
+        # Tied weights (a GPT's output head sharing the token embedding) appear once in
+        # `params`; the template keeps the tie, so functional_call feeds every use of the
+        # matrix from the one stacked tensor and its gradient sums over the uses.
+        first: dict[int, str] = {}
+        self._aliases: dict[str, str] = {}
+        for name, p in models[0].named_parameters(remove_duplicate=False):
+            first.setdefault(id(p), name)
+            if first[id(p)] != name:
+                self._aliases[name] = first[id(p)]
+        self.base = self._tie(copy.deepcopy(models[0]).to("meta"))
+
+    def _tie(self, m: nn.Module) -> nn.Module:
+        """Tie `m`'s aliased parameters again: `.to` and `.to_empty` convert each use apart."""
+        for alias, name in self._aliases.items():
+            owner, _, attr = alias.rpartition(".")
+            m.get_submodule(owner).register_parameter(attr, m.get_parameter(name))
+        return m
+
+    @property
+    def names(self) -> list[str]:
+        """The members' parameter names, in the order of `stacked` (tied aliases left out)."""
+        return list(self._names)
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         params = dict(zip(self._names, self.stacked, strict=True))
@@ -64,8 +85,9 @@ class Ensemble(nn.Module):
     def member(self, r: int) -> nn.Module:
         """Member `r` as a standalone module (a copy of its current weights)."""
         params, buffers = self._state()
-        m = copy.deepcopy(self.base).to_empty(device=self.stacked[0].device)
+        m = self._tie(copy.deepcopy(self.base).to_empty(device=self.stacked[0].device))
         state = {k: v[r].detach().clone() for k, v in {**params, **buffers}.items()}
+        state.update({alias: state[name] for alias, name in self._aliases.items()})
         m.load_state_dict(state)
         return m
 

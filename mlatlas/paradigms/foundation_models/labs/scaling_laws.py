@@ -6,14 +6,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlatlas.architectures.transformers.models import GPTConfig
+from mlatlas.architectures.transformers.models import GPT, GPTConfig
 from mlatlas.architectures.transformers.train import member_batches
 from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure
 from mlatlas.core.data import char_corpus
 from mlatlas.paradigms.foundation_models.scaling import (
     CHINCHILLA,
     KAPLAN_ALPHA_N,
-    StackableGPT,
     fit_chinchilla,
     fit_power_law,
     non_embedding_params,
@@ -103,7 +102,7 @@ def scaling_laws(ctx: Lab) -> None:
         models = []
         for rep in reps:
             rep.seed_torch("init", width)
-            models.append(StackableGPT(gcfg))
+            models.append(GPT(gcfg))
         sizes.append(non_embedding_params(models[0]))
         ens = Ensemble(models)
 

@@ -137,7 +137,7 @@ def forgetting(ctx: Lab) -> None:
 
     ens, keys = arms_from(src_net, arms, prepare=with_lora)
     mask_members(ens, lambda i, name: trains(keys[i][0].split("_")[0], name))
-    names = list(ens._names)
+    names = ens.names
     lora_name = {
         n: n.replace(".weight", ".base.weight").replace(".bias", ".base.bias") for n in trunk_names
     }
