@@ -8,6 +8,7 @@ import inspect
 import ipaddress
 import os
 import shutil
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterable, Iterator
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+from mlatlas.core import distributed
 from mlatlas.core.checkpoint import CheckpointError
 from mlatlas.core.claims import summary_line
 from mlatlas.core.data import REGISTRY, is_available
@@ -31,7 +33,7 @@ from mlatlas.core.runner import (
     resume_run,
     run_lab,
 )
-from mlatlas.core.runtime import DEVICES, DeviceError
+from mlatlas.core.runtime import DEVICES, DeviceError, pick_device
 from mlatlas.guide import (
     LANDSCAPE,
     SECTIONS,
@@ -97,6 +99,14 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
     if n < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {n}")
+    return n
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    n = _count(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {n}")
     return n
 
 
@@ -403,6 +413,51 @@ def _time_summary(records: list[RunRecord]) -> str:
     return "\n".join(lines)
 
 
+def _parallel_launch(args: argparse.Namespace) -> int | None:
+    """With ``--nproc N`` (N > 1) outside torchrun: run this same command under torchrun on N
+    processes and return its exit status. None: run here (one process, or already a torchrun
+    worker)."""
+    if args.resume and (args.nproc > 1 or distributed.launched()):
+        raise ConfigError("--resume runs in one process: drop --nproc (and torchrun)")
+    if distributed.launched():
+        if args.nproc > 1 and args.nproc != distributed.world_size():
+            raise ConfigError(
+                f"--nproc {args.nproc} under torchrun with {distributed.world_size()} "
+                "processes: drop --nproc, torchrun sets the number"
+            )
+        return None
+    if args.nproc == 1:
+        return None
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={args.nproc}",
+        "-m",
+        "mlatlas",
+        *_without_nproc(args.argv),
+    ]
+    sys.stdout.flush()
+    return subprocess.run(cmd, check=False).returncode
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """`argv` less its --nproc option (also abbreviated, or as --nproc=N): the workers get
+    their number from torchrun, and torchrun would read --nproc as its own option."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if len(name) >= 3 and "--nproc".startswith(name):
+            skip = "=" not in a
+            continue
+        out.append(a)
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     t = get_topic(args.topic)
     specs = [get_lab(t.slug, args.lab)] if args.lab else discover(t)
@@ -411,7 +466,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = _overrides(args.set)
     if overrides and len(specs) > 1:
         raise ConfigError("--set applies to one lab: name it, e.g. mlatlas run TOPIC LAB --set k=v")
-    return _run_many(specs, args, overrides)
+    code = _parallel_launch(args)
+    return _run_many(specs, args, overrides) if code is None else code
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -420,7 +476,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not specs:
         print("no labs to run for the chosen topics")
         return 0
-    return _run_many(specs, args, {})
+    code = _parallel_launch(args)
+    return _run_many(specs, args, {}) if code is None else code
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -575,6 +632,13 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--device", choices=DEVICES, default="auto")
         s.add_argument("--out", default="runs", help="folder for run results (default: runs)")
+        s.add_argument(
+            "--nproc",
+            type=_positive,
+            default=1,
+            help="train data-parallel on N processes (relaunches the command under torchrun; "
+            "gloo on CPU, NCCL on CUDA)",
+        )
 
     s = sub.add_parser("run", help="run a topic's labs (or one lab)")
     s.add_argument("topic")
@@ -627,11 +691,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command in `argv`; return the exit status (0 ok, 1 a lab failed, 2 a user
     error, reported in one line on stderr)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if distributed.launched() and distributed.rank() != 0:
+        distributed.silence()  # torchrun worker: rank 0 alone prints
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
+    args.argv = argv
+    code = _dispatch(args)
+    if distributed.launched() and distributed.initialized():
+        distributed.shutdown(code)  # does not return: gloo may hang at interpreter exit
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
+        if distributed.launched() and args.command in ("run", "verify"):
+            distributed.init(pick_device(args.device))
         return args.fn(args)
     except USER_ERRORS as exc:
         _fail(str(exc.args[0]) if exc.args else str(exc))

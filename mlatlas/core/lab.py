@@ -27,7 +27,9 @@ from __future__ import annotations
 import ast
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -223,6 +225,7 @@ class Lab:
     dir: Path
     overrides: dict[str, Any] = field(default_factory=dict)
     show_progress: bool | None = None  # None: MLATLAS_PROGRESS=1/0, else only on a terminal
+    writes: bool = True  # False on data-parallel ranks other than 0: they write no file
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -241,6 +244,7 @@ class Lab:
         self._t0 = time.perf_counter()
         self._bar: tqdm | None = None
         self._metrics_file = self.dir / "metrics.jsonl"
+        self._scratch: Path | None = None
 
     # configuration -------------------------------------------------------------------
     def config(self, **settings: Any) -> Config:
@@ -292,8 +296,9 @@ class Lab:
         """Append one line to metrics.jsonl and show the values on the progress bar."""
         if self.journal is not None and self.journal.replaying:
             return  # a resumed run replays up to its checkpoint: those lines are in the file
-        row = {"step": step, **_jsonable(metrics), "time_s": round(self.elapsed, 3)}
-        append_jsonl(self._metrics_file, row)
+        if self.writes:
+            row = {"step": step, **_jsonable(metrics), "time_s": round(self.elapsed, 3)}
+            append_jsonl(self._metrics_file, row)
         if self._bar is not None and not self._bar.disable:
             shown = {k: f"{v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))}
             self._bar.set_postfix(shown, refresh=False)
@@ -309,8 +314,11 @@ class Lab:
         self.tables[name] = {"columns": columns, "rows": _jsonable(rows), "note": note}
 
     def figure(self, name: str, fig: Any, caption: str = "") -> None:
-        paths = save_figure(fig, self.dir / name)
-        self.figures[name] = {"files": [p.name for p in paths], "caption": caption}
+        if self.writes:
+            names = [p.name for p in save_figure(fig, self.dir / name)]
+        else:
+            names = [f"{name}.png", f"{name}.svg"]  # what rank 0 writes
+        self.figures[name] = {"files": names, "caption": caption}
 
     def note(self, text: str) -> None:
         """A sentence for the reader of the result (which engine ran, what was skipped, ...)."""
@@ -421,7 +429,18 @@ class Lab:
         seed_global(derive_seed(self.seed, *keys))
 
     def checkpoint_path(self, name: str) -> Path:
-        return self.dir / "checkpoints" / name
+        """Where a lab saves a checkpoint: under the run folder, or, on a data-parallel rank
+        that writes no file, in a scratch folder the runner removes when the lab ends."""
+        if self.writes:
+            return self.dir / "checkpoints" / name
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="mlatlas-rank-"))
+        return self._scratch / name
+
+    def discard_scratch(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     # bookkeeping -------------------------------------------------------------------
     @property
@@ -429,4 +448,5 @@ class Lab:
         return time.perf_counter() - self._t0
 
     def _write_json(self, name: str, obj: Any) -> None:
-        atomic_write_json(self.dir / name, _jsonable(obj))
+        if self.writes:
+            atomic_write_json(self.dir / name, _jsonable(obj))

@@ -8,6 +8,7 @@ Same seed, same scale, same machine: same numbers, also after a kill and `resume
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import itertools
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from mlatlas.core import resume
+from mlatlas.core import distributed, resume
 from mlatlas.core.data.registry import DataError
 from mlatlas.core.fileio import atomic_write_json, file_lock
 from mlatlas.core.lab import SCALES, ConfigError, Lab, LabSpec, _jsonable, registered_labs
@@ -104,7 +105,6 @@ def run_lab(
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
     dev = pick_device(device)
-    run_dir = _new_run_dir(Path(out), spec, scale, seed)
     info = {
         "topic": spec.topic,
         "lab": spec.name,
@@ -114,11 +114,18 @@ def run_lab(
         "overrides": _jsonable(dict(overrides or {})),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    try:
-        atomic_write_json(run_dir / RUN_FILE, info)
-    except OSError:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+    if distributed.active():
+        info["world_size"] = distributed.world_size()
+        info["backend"] = distributed.backend()
+    run_dir = None
+    if distributed.is_main():  # one folder per run: rank 0 makes it, the others learn its name
+        run_dir = _new_run_dir(Path(out), spec, scale, seed)
+        try:
+            atomic_write_json(run_dir / RUN_FILE, info)
+        except OSError:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+    run_dir, info["started_at"] = distributed.broadcast_object((run_dir, info["started_at"]))
     return _execute(spec, run_dir, info, dict(overrides or {}), show_progress, checkpoint_every)
 
 
@@ -126,6 +133,11 @@ def resume_run(
     run_dir: str | Path, show_progress: bool | None = None, checkpoint_every: float | None = None
 ) -> RunRecord:
     """Finish a killed run in its own folder, to the numbers an uninterrupted run gives."""
+    if distributed.active():
+        raise ResumeError(
+            "a run resumes in one process: run mlatlas resume (or --resume) without --nproc "
+            "or torchrun"
+        )
     d = Path(run_dir)
     info = _read_run_info(d)
     if (d / "result.json").exists():
@@ -163,19 +175,29 @@ def _execute(
 ) -> RunRecord:
     scale, seed = info["scale"], int(info["seed"])
     dev = pick_device(info["device"])
+    main = distributed.is_main()  # data parallel: rank 0 alone writes and shows progress
+    lock = file_lock(run_dir / LOCK_FILE, timeout=0) if main else contextlib.nullcontext()
     try:
-        lock = file_lock(run_dir / LOCK_FILE, timeout=0)
         lock.__enter__()
     except TimeoutError:
         raise ResumeError(f"{run_dir} is being run by another process right now") from None
     try:
-        ctx = Lab(spec, scale, seed, dev, run_dir, overrides, show_progress)
+        ctx = Lab(
+            spec,
+            scale,
+            seed,
+            dev,
+            run_dir,
+            overrides,
+            show_progress if main else False,
+            writes=main,
+        )
         journal = Journal(run_dir, checkpoint_every, resuming=resuming)
-        ctx.journal = journal
+        ctx.journal = journal if main else None
         seed_global(derive_seed(seed, "lab", spec.topic, spec.name))
         t0 = time.perf_counter()
         status, error, claims = "ok", None, []
-        with PeakMemory() as mem, resume.active(journal, ctx):
+        with PeakMemory() as mem, resume.active(journal if main else None, ctx):
             try:
                 spec.fn(ctx)
                 if ctx.cfg is None and ctx.overrides:
@@ -192,17 +214,27 @@ def _execute(
                         "kill before its end would have lost the work since the last one"
                     )
             except ConfigError:
-                if not resuming:
+                if not resuming and main:
                     _cleanup(run_dir)
                 raise
             except DataError:
                 # the user's data, not the lab, is at fault: a one-line error (exit 2). A run
                 # that already checkpointed stays, to be resumed once the file is fixed.
-                if not resuming and Journal(run_dir, 0.0).progress() is None:
+                if not resuming and main and Journal(run_dir, 0.0).progress() is None:
                     _cleanup(run_dir)
                 raise
             except Exception as exc:
                 status, error = "error", "".join(traceback.format_exception(exc))
+            finally:
+                ctx.discard_scratch()
+        parallel = int(info.get("world_size", 1))
+        if distributed.active():
+            ctx.note(
+                f"trained data-parallel on {distributed.describe()}: each single-model fit "
+                "split its batches across the processes and averaged their gradients"
+            )
+        elif parallel > 1:
+            ctx.note(f"started data-parallel on {parallel} processes; resumed in one process")
         record = RunRecord(
             topic=spec.topic,
             topic_number=get_topic(spec.topic).number,
@@ -231,9 +263,13 @@ def _execute(
             resumed=int(info.get("resumed", 0)) + int(resuming),
         )
         ctx._write_json("result.json", record.to_dict())
-        journal.finish()
+        if main:
+            journal.finish()
     finally:
         lock.__exit__(None, None, None)
+    if not main:
+        record.dir = run_dir
+        return record
     return RunRecord.load(run_dir)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlatlas.core import resume
+from mlatlas.core import distributed, resume
 from mlatlas.core.checkpoint import save_checkpoint
 from mlatlas.core.ensemble import Ensemble
 from mlatlas.core.runtime import release_heap
@@ -137,6 +137,14 @@ def fit(
     A replicate whose loss turns NaN/inf is diverged: its step and last finite loss are
     recorded, the weights that produced the bad loss are saved under ``checkpoints/``, a
     single model stops, an ensemble trains on with the others.
+
+    Batch tensors on another device than the model's are moved to it. Under data parallelism
+    (`mlatlas.core.distributed`, W processes) a single model trains on this rank's shard r of
+    each batch (chunk r of W along dim 0) and its gradients are averaged over the ranks after
+    the backward pass: for a loss that is a mean over the batch, (1/W)·Σ_r ∇L_r = ∇L, the
+    step of the global batch; the recorded loss is the ranks' mean, the global batch's loss.
+    An `Ensemble` fit runs replicated on every rank. A stop decided by `stop` or `on_step` is
+    rank 0's, so no rank trains on alone.
     """
     journal, lab = resume.current()
     if ctx is None:
@@ -163,6 +171,15 @@ def fit(
     fp = resume.fingerprint(model, steps, desc) if k is not None and st.done == 0 else None
     model.train()
     collect = isinstance(model, Ensemble)
+    # Data parallel (`mlatlas.core.distributed`): a single model trains on this rank's shard
+    # of each batch with gradients averaged over the ranks; an ensemble runs replicated.
+    split = distributed.active() and not collect
+    if distributed.active() and collect and lab_ctx is not None:
+        _note_once(lab_ctx, _REPLICATED_NOTE)
+    stream = (torch.initial_seed(), "fit", desc, steps)  # same on every rank
+    trained = list(model.parameters()) if split else []  # each once, tied weights too
+    stats = _running_stats(model) if split else []
+    device = _model_device(model)
     saved_at = time.monotonic()
     todo = range(st.done, steps)
     bar = ctx_bar.progress(todo, desc=desc) if ctx_bar is not None else todo
@@ -171,13 +188,24 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = schedule(t)
         batch = next(it)
+        if split:
+            batch = distributed.shard(batch)
+        batch = to_device(batch, device)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model, batch)
-        value = loss.detach().double().cpu().numpy()
+        if split:
+            with distributed.rank_stream(*stream, t):
+                loss = loss_fn(model, batch)
+                if loss.dim() != 0:
+                    raise ValueError("a data-parallel fit trains one model: a scalar loss")
+                loss.backward()
+            value = _average_step(trained, stats, loss)
+        else:
+            loss = loss_fn(model, batch)
+            value = loss.detach().double().cpu().numpy()
+            loss.sum().backward()
         st.record(value)
         if st.new_divergence(value):
             st.events.append(_divergence_event(model, value, st, t, k, desc, lab_ctx))
-        loss.sum().backward()
         optimizer.step()
         if collect and (t + 1) % 100 == 0:
             gc.collect()
@@ -188,15 +216,21 @@ def fit(
             ctx_bar.log(
                 step=t + 1, loss=float(np.nanmean(value)) if not bad.all() else float("nan")
             )
+        decided = False
         if evaluate is not None and (
             (eval_every and (t + 1) % eval_every == 0) or (eval_last and t + 1 == steps)
         ):
             st.evals.append((t + 1, evaluate(t + 1)))
             model.train()
+            decided = stop is not None
             if stop is not None and stop(st.evals):
                 st.stopped = True
-        if on_step is not None and on_step(t + 1, value):
-            st.stopped = True
+        if on_step is not None:
+            decided = True
+            if on_step(t + 1, value):
+                st.stopped = True
+        if decided:  # a stop read from the clock differs between ranks: rank 0 decides
+            st.stopped = distributed.agree(st.stopped)
         if st.stopped or st.diverged.all():
             break
         if k is not None and time.monotonic() - saved_at >= journal.interval_s:
@@ -206,6 +240,74 @@ def fit(
     if k is not None:
         journal.save(k, st.checkpoint(model, optimizer, steps, desc, fp, done=True))
     return st.result()
+
+
+_REPLICATED_NOTE = (
+    "data parallel: the ensemble fits ran replicated on every process (correct, no speed-up); "
+    "only single-model fits split their batches"
+)
+
+
+def _note_once(lab: Any, text: str) -> None:
+    if text not in lab.notes:
+        lab.note(text)
+
+
+def _running_stats(model: nn.Module) -> list[torch.Tensor]:
+    """BatchNorm's running mean and variance: updated by each rank's forward from its own
+    shard, so averaged over the ranks to keep every rank's model the same."""
+    out = []
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
+            out += [b for b in (m.running_mean, m.running_var) if b is not None]
+    return out
+
+
+def _average_step(
+    params: list[torch.Tensor], stats: list[torch.Tensor], loss: torch.Tensor
+) -> np.ndarray:
+    """Average this step's gradients, running statistics and loss over the ranks (one
+    all-reduce per dtype); returns the global loss. A parameter without a gradient has none on
+    every rank (same model, same code), so skipping it keeps the ranks' buffers aligned.
+
+    The mean of the ranks' running means is the running mean of the global batch (the update
+    is linear in the batch mean); the running variance so averaged leaves out the spread
+    between the shards' means. The forward pass itself normalizes each shard by its own
+    statistics, as DistributedDataParallel does without SyncBatchNorm."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if any(g.is_sparse for g in grads):
+        raise ValueError("data-parallel fit averages dense gradients only")
+    value = loss.detach().clone()
+    distributed.all_reduce_mean_([*grads, *stats, value])
+    return value.double().cpu().numpy()
+
+
+def _model_device(model: nn.Module) -> torch.device | None:
+    for p in itertools.chain(model.parameters(), model.buffers()):
+        if not p.is_meta:
+            return p.device
+    return None
+
+
+def to_device(batch: Any, device: torch.device | None) -> Any:
+    """`batch` with every tensor on `device` (tuples, lists and dicts kept), so batches built
+    on the CPU feed a model on the GPU; a host tensor goes through pinned memory and a
+    non-blocking copy, which overlaps the transfer with the work already queued on the GPU."""
+    if device is None:
+        return batch
+    if isinstance(batch, torch.Tensor):
+        if batch.device == device:
+            return batch
+        if device.type == "cuda" and batch.device.type == "cpu":
+            return batch.pin_memory().to(device, non_blocking=True)
+        return batch.to(device)
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(to_device(v, device) for v in batch))
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(v, device) for v in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
 
 
 @dataclass
@@ -332,7 +434,8 @@ def _divergence_event(
     }
     if lab is not None:
         name = f"diverged-{'x' if k is None else k}-step{t + 1}"
-        save_checkpoint(lab.checkpoint_path(name), resume.model_state(model), dict(event))
+        if getattr(lab, "writes", True):  # data parallel: rank 0 alone writes files
+            save_checkpoint(lab.checkpoint_path(name), resume.model_state(model), dict(event))
         event["checkpoint"] = f"checkpoints/{name}.safetensors"
         lab.divergences.append(event)
     return event
