@@ -194,3 +194,61 @@ def test_expected_error_matches_the_closed_form_for_lam_equal_mu():
     got = expected_error(np.array([mu]), np.array([e0]), etas, sigma)[-1]
     want = e0**2 * ((t0 - 1) / (T + t0 - 1)) ** 2 + sigma**2 / mu**2 * T / (T + t0 - 1) ** 2
     assert abs(got / want - 1) < 1e-10
+
+
+MUON_CASES = [
+    ("nesterov", dict(lr=0.02, weight_decay=0.1)),
+    ("plain_momentum", dict(lr=0.02, momentum=0.9, nesterov=False, weight_decay=0.0)),
+    ("match_rms_adamw", dict(lr=0.01, adjust_lr_fn="match_rms_adamw", ns_steps=3)),
+]
+
+
+@pytest.mark.parametrize(("name", "kw"), MUON_CASES, ids=[c[0] for c in MUON_CASES])
+def test_muon_equals_torch_for_30_steps(name, kw):
+    """Muon on a tall and a wide matrix equals torch.optim.Muon after 30 steps. Both run the
+    Newton-Schulz iteration in bfloat16 with the same operations, so the float32 parameters
+    agree to rounding: rtol 1e-5, atol 1e-6 (bf16's own resolution is ~4e-3)."""
+    gen = torch.Generator().manual_seed(0)
+    w1 = torch.randn(24, 6, generator=gen) * 0.3  # tall: orthogonalised through its transpose
+    w2 = torch.randn(3, 24, generator=gen) * 0.3  # wide
+    x = torch.randn(64, 6, generator=gen)
+    y = torch.randint(0, 3, (64,), generator=gen)
+    a = [w1.clone().requires_grad_(), w2.clone().requires_grad_()]
+    b = [w1.clone().requires_grad_(), w2.clone().requires_grad_()]
+    opt_a, opt_b = ours.Muon(a, **kw), torch.optim.Muon(b, **kw)
+    for _ in range(30):
+        idx = torch.randint(0, 64, (16,), generator=gen)
+        for (p1, p2), opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            logits = torch.tanh(x[idx] @ p1.T) @ p2.T
+            torch.nn.functional.cross_entropy(logits, y[idx]).backward()
+            opt.step()
+    for pa, pb, p0 in zip(a, b, (w1, w2), strict=True):
+        assert (pa - p0).abs().max() > 0.05  # the parameters did move
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+def test_newton_schulz_cubic_converges_to_the_polar_factor():
+    """With the cubic coefficients (1.5, -0.5, 0) the iteration converges to U V^T, the
+    orthogonal polar factor of G = U S V^T (checked against the SVD in float64, 1e-8)."""
+    gen = torch.Generator().manual_seed(0)
+    for shape in ((5, 9), (9, 5)):
+        g = torch.randn(*shape, generator=gen, dtype=torch.float64)
+        u, _, vh = torch.linalg.svd(g, full_matrices=False)
+        got = ours.newton_schulz(g, steps=60, coefficients=(1.5, -0.5, 0.0), dtype=torch.float64)
+        torch.testing.assert_close(got, u @ vh, rtol=1e-8, atol=1e-8)
+
+
+def test_newton_schulz_quintic_puts_singular_values_near_one():
+    """Muon's quintic (5 steps, float64) moves every singular value of a random matrix into
+    (0.5, 1.5), not onto 1 (Jordan et al. 2024: "S' ~ Uniform(0.5, 1.5)")."""
+    g = torch.randn(32, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    s = torch.linalg.svdvals(ours.newton_schulz(g, dtype=torch.float64))
+    assert s.min() > 0.5 and s.max() < 1.5
+
+
+def test_muon_rejects_non_matrices():
+    with pytest.raises(ValueError, match="2-D"):
+        ours.Muon([torch.zeros(3, requires_grad=True)])
+    with pytest.raises(ValueError, match="unknown lr rule"):
+        ours.Muon([torch.zeros(3, 3, requires_grad=True)], adjust_lr_fn="nope")

@@ -219,3 +219,83 @@ def test_order_task_labels_say_which_comes_first():
     assert ((x == 0).sum(1) == 1).all() and ((x == 1).sum(1) == 1).all()
     assert torch.equal(y, (first0 < first1).long())
     assert 0.3 < y.float().mean() < 0.7
+
+
+def _char_gpt_cfg(**kw):
+    from mlatlas.architectures.transformers.train import CHAR_GPT_SETTINGS
+    from mlatlas.core.lab import Config
+
+    cfg = {k: v[0] if isinstance(v, tuple) else v for k, v in CHAR_GPT_SETTINGS.items()}
+    cfg.update(block=8, n_layer=2, n_embd=16, batch=4, eval_every=0, eval_batches=0)
+    cfg.update(kw)
+    return Config(cfg)
+
+
+def test_adamw_recipe_equals_adamw_with_clip_and_warmup_cosine():
+    """optimizer="adamw" through the chain is AdamW (decay 0.1 on matrices only, betas 0.9,
+    0.99) with the global norm clipped to 1 and lr = peak x warmup-cosine, stepped by hand
+    (float64, 12 steps, 1e-10)."""
+    from mlatlas.architectures.transformers.train import char_gpt_optimizer
+    from mlatlas.core.train import fit
+    from mlatlas.foundations.optim import warmup_cosine
+
+    cfg = _char_gpt_cfg(optimizer="adamw", lr=3e-3, steps=12, clip=0.5)
+    torch.manual_seed(0)
+    a = GPT(GPTConfig(vocab=7, block_size=8, n_layer=2, n_head=2, n_embd=16)).double()
+    b = GPT(GPTConfig(vocab=7, block_size=8, n_layer=2, n_head=2, n_embd=16)).double()
+    b.load_state_dict(a.state_dict())
+    gen = torch.Generator().manual_seed(1)
+    data = [torch.randint(0, 7, (4, 9), generator=gen) for _ in range(12)]
+    plan = warmup_cosine(1.0, 2, 12, start_factor=0.01, eta_min=0.1)
+
+    def loss(m, d):
+        return F.cross_entropy(m(d[:, :-1]).reshape(-1, 7), d[:, 1:].reshape(-1))
+
+    fit(a, char_gpt_optimizer(a, cfg), loss, iter(data), 12, schedule=plan)
+    decay = [p for p in b.parameters() if p.dim() >= 2]
+    rest = [p for p in b.parameters() if p.dim() < 2]
+    ref = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+        lr=3e-3,
+        betas=(0.9, 0.99),
+    )
+    for t, d in enumerate(data):
+        for g in ref.param_groups:
+            g["lr"] = 3e-3 * plan(t)
+        ref.zero_grad()
+        loss(b, d).backward()
+        torch.nn.utils.clip_grad_norm_(b.parameters(), 0.5)
+        ref.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, **TOL)
+
+
+def test_muon_recipe_splits_the_parameters():
+    """optimizer="muon": Muon gets exactly the blocks' matrices, AdamW every other parameter
+    (the tied embedding once), and each optimizer runs at its own peak lr times the schedule."""
+    from mlatlas.architectures.transformers.train import char_gpt_optimizer
+    from mlatlas.foundations.optim import Muon
+
+    model = GPT(GPTConfig(vocab=7, block_size=8, n_layer=2, n_head=2, n_embd=16))
+    chain = char_gpt_optimizer(model, _char_gpt_cfg(optimizer="muon", lr=1e-3, muon_lr=0.05))
+    muon, adamw = chain.optimizers
+    assert isinstance(muon, Muon) and isinstance(adamw, torch.optim.AdamW)
+    got_m = {id(p) for g in muon.param_groups for p in g["params"]}
+    got_a = {id(p) for g in adamw.param_groups for p in g["params"]}
+    want_m = {id(p) for p in model.blocks.parameters() if p.dim() == 2}
+    assert got_m == want_m and len(want_m) == 2 * 4  # in_proj, out_proj, two MLP matrices
+    assert got_m.isdisjoint(got_a) and got_m | got_a == {id(p) for p in model.parameters()}
+    chain.param_groups[0]["lr"] = 0.5  # what fit's schedule sets: the multiplier
+    model(torch.zeros(1, 8, dtype=torch.long)).sum().backward()
+    chain.step()
+    assert muon.param_groups[0]["lr"] == 0.025 and adamw.param_groups[0]["lr"] == 5e-4
+
+
+def test_tuning_split_holds_out_the_end_of_the_training_text():
+    from mlatlas.architectures.transformers.train import tuning_split
+    from mlatlas.core.data.text import CharCorpus
+
+    corpus = CharCorpus(torch.arange(100), torch.arange(100, 112), ("a",), {"name": "x"})
+    tune = tuning_split(corpus, 0.1)
+    assert torch.equal(torch.cat([tune.train, tune.val]), corpus.train)
+    assert len(tune.val) == 10 and tune.val.max() < corpus.val.min()

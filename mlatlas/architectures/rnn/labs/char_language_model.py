@@ -114,7 +114,7 @@ def char_language_model(ctx: Lab) -> None:
     def loss_fn(m, batch):
         x, y = batch
         loss = F.cross_entropy(m(x)[0].reshape(-1, v), y.reshape(-1))
-        last[0] = float(loss)
+        last[0] = float(loss.detach())
         return loss
 
     @torch.no_grad()
