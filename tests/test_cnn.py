@@ -1,6 +1,7 @@
 """im2col convolution and pooling equal torch (values and gradients, float64, 1e-10); the
 receptive-field calculator equals the empirical field; models run with either kernel; the
-topic's data and training helpers (shift, equal-size MLP, batched ensemble = separate runs)."""
+topic's data and training helpers (shift, equal-size MLP, batched ensemble = separate runs);
+the fast MNIST recipe (FastCNN shapes, its schedule == torch's OneCycleLR, it learns)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mlatlas.architectures.cnn.conv import avg_pool2d, conv2d, max_pool2d, output_size
-from mlatlas.architectures.cnn.data import shift
+from mlatlas.architectures.cnn.data import images, shift
+from mlatlas.architectures.cnn.fast import (
+    FastCNN,
+    FastRecipe,
+    evaluate_accuracy,
+    linear_one_cycle,
+    prepare,
+    train_fast,
+    validation_split,
+)
 from mlatlas.architectures.cnn.models import CifarResNet, LeNet5, VGGSmall
 from mlatlas.architectures.cnn.receptive import (
     empirical_receptive_field,
@@ -21,6 +31,7 @@ from mlatlas.architectures.cnn.receptive import (
     receptive_fields,
 )
 from mlatlas.architectures.cnn.train import equal_params_mlp, train_classifier, train_ensemble
+from mlatlas.core.seeding import fixed_rng
 from mlatlas.core.train import count_params
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
@@ -153,3 +164,63 @@ def test_ensemble_training_equals_separate_runs():
         np.testing.assert_allclose(res.losses, fit.losses[:, r], rtol=1e-4, atol=1e-6)
         for a, b in zip(m.parameters(), ens.member(r).parameters(), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_cnn_shapes_in_every_format():
+    torch.manual_seed(0)
+    x = torch.randn(5, 1, 28, 28)
+    for stem, first in (("stride", ["Conv2d", "BatchNorm2d"]), ("pool", ["Conv2d", "MaxPool2d"])):
+        for recipe in (FastRecipe(), FastRecipe(channels_last=True, bf16=True)):
+            model = prepare(FastCNN((8, 16, 32), stem=stem), recipe)
+            assert [m.__class__.__name__ for m in model.features[:2]] == first
+            assert model.features[0].stride == ((2, 2) if stem == "stride" else (1, 1))
+            assert model(x).shape == (5, 10)
+            assert model.head.in_features == 32 * 3 * 3
+
+
+def test_linear_one_cycle_equals_torch():
+    """Every step's lr equals torch's OneCycleLR(anneal_strategy="linear") to 1e-12."""
+    for total, pct in ((235, 0.1), (100, 0.25), (60, 0.3)):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        ref = torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            0.2,
+            total_steps=total,
+            pct_start=pct,
+            anneal_strategy="linear",
+            cycle_momentum=False,
+        )
+        ours = linear_one_cycle(0.2, total, pct)
+        for t in range(total):
+            assert abs(ours(t) - opt.param_groups[0]["lr"]) <= 1e-12, (total, pct, t)
+            opt.step()
+            ref.step()
+
+
+def test_validation_split_partitions_the_training_set():
+    x = torch.arange(50, dtype=torch.float32).view(50, 1)
+    y = torch.arange(50)
+    xt, yt, xv, yv = validation_split(x, y, 10, np.random.default_rng(0))
+    assert len(xv) == 10 and len(xt) == 40
+    assert sorted(yt.tolist() + yv.tolist()) == list(range(50))
+    assert (xt[:, 0].long() == yt).all() and (xv[:, 0].long() == yv).all()
+
+
+def test_train_fast_learns_digits():
+    """The recipe through core fit: the loss falls and the digits are learned (a few seconds)."""
+    data = images("digits", fixed_rng("test-fast", "digits"))
+    recipe = FastRecipe(widths=(8, 16, 32), batch=64, steps=60, lr=0.1)
+    torch.manual_seed(0)
+    model = prepare(FastCNN(recipe.widths, stem=recipe.stem), recipe)
+    res = train_fast(
+        model,
+        data.x_train,
+        data.y_train,
+        recipe,
+        np.random.default_rng(0),
+        evaluate=lambda step: evaluate_accuracy(model, data.x_test, data.y_test, recipe),
+        eval_last=True,
+    )
+    assert res.steps == 60 and not res.diverged.any()
+    assert res.losses[-10:].mean() < 0.5 * res.losses[:5].mean()
+    assert res.evals[-1][0] == 60 and res.evals[-1][1] > 0.9
