@@ -11,6 +11,7 @@ initialisation and the benefit of depth, and show the engine trains exactly like
 from mlatlas.foundations.backprop.autograd import (
     Tensor,
     cross_entropy,
+    linear,
     log_softmax,
     mse,
     no_grad,
@@ -26,6 +27,7 @@ __all__ = [
     "Module",
     "Tensor",
     "cross_entropy",
+    "linear",
     "log_softmax",
     "mse",
     "no_grad",

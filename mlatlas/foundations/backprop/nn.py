@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from mlatlas.foundations.backprop.autograd import Tensor, no_grad
+from mlatlas.foundations.backprop.autograd import Tensor, linear, no_grad
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": Tensor.relu,
@@ -75,8 +75,7 @@ class Linear(Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
+        return linear(x, self.weight, self.bias)  # one node for x @ weight.T + bias
 
 
 class MLP(Module):
