@@ -125,3 +125,24 @@ def test_ensemble_keeps_tied_weights_tied():
         copy = ens.member(r)
         assert copy.head.weight is copy.emb.weight
         torch.testing.assert_close(copy(x), alone, rtol=1e-12, atol=1e-12)
+
+
+def test_a_lab_that_trained_elsewhere_than_asked_says_so():
+    """`fit` records where it found the model; the runner notes a mismatch with --device."""
+    from types import SimpleNamespace
+
+    from mlatlas.core.runner import device_note
+
+    ctx = SimpleNamespace(
+        fit_devices=set(), divergences=[], notes=[], progress=lambda it, desc: it, log=print
+    )
+    model = nn.Linear(3, 1)
+    batches = ((torch.randn(4, 3), torch.randn(4, 1)) for _ in range(2))
+    fit(model, torch.optim.SGD(model.parameters(), 0.1),
+        lambda m, b: ((m(b[0]) - b[1]) ** 2).mean(), batches, 2, ctx=ctx)  # fmt: skip
+    assert ctx.fit_devices == {"cpu"}
+    note = device_note(torch.device("cuda"), ctx.fit_devices)
+    assert note is not None and "ran on cpu" in note
+    assert device_note(torch.device("cuda"), {"cuda:0"}) is None
+    assert device_note(torch.device("cpu"), {"cpu"}) is None
+    assert device_note(torch.device("cuda"), set()) is None  # a lab that trains nothing

@@ -240,6 +240,7 @@ class Lab:
         self.datasets: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.divergences: list[dict[str, Any]] = []  # replicates whose loss turned NaN/inf
+        self.fit_devices: set[str] = set()  # where this lab's `fit` calls found their models
         self.journal: Any = None  # the run's resume journal (`mlatlas.core.resume`), if any
         self._t0 = time.perf_counter()
         self._bar: tqdm | None = None

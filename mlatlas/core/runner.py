@@ -86,6 +86,18 @@ def _new_run_dir(out: Path, spec: LabSpec, scale: str, seed: int) -> Path:
     raise AssertionError("unreachable")
 
 
+def device_note(requested: torch.device, used: set[str]) -> str | None:
+    """A note when the lab trained elsewhere than the device asked for: a lab that builds its
+    models on the CPU runs there whatever ``--device`` says, and its record must not hide it."""
+    other = sorted(d for d in used if torch.device(d).type != requested.type)
+    if requested.type == "cpu" or not other:
+        return None
+    return (
+        f"device {requested} was requested, but this lab's training ran on {', '.join(other)}: "
+        "it builds its models there"
+    )
+
+
 def run_lab(
     spec: LabSpec,
     scale: str = "default",
@@ -235,6 +247,9 @@ def _execute(
             )
         elif parallel > 1:
             ctx.note(f"started data-parallel on {parallel} processes; resumed in one process")
+        mismatch = device_note(dev, ctx.fit_devices)
+        if mismatch:
+            ctx.note(mismatch)
         record = RunRecord(
             topic=spec.topic,
             topic_number=get_topic(spec.topic).number,

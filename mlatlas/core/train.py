@@ -180,6 +180,8 @@ def fit(
     trained = list(model.parameters()) if split else []  # each once, tied weights too
     stats = _running_stats(model) if split else []
     device = _model_device(model)
+    if device is not None and lab_ctx is not None and hasattr(lab_ctx, "fit_devices"):
+        lab_ctx.fit_devices.add(str(device))
     saved_at = time.monotonic()
     todo = range(st.done, steps)
     bar = ctx_bar.progress(todo, desc=desc) if ctx_bar is not None else todo
