@@ -19,7 +19,6 @@ from mlatlas.architectures.cnn.fast import (
     FastCNN,
     FastRecipe,
     evaluate_accuracy,
-    linear_one_cycle,
     prepare,
     train_fast,
     validation_split,
@@ -176,25 +175,6 @@ def test_fast_cnn_shapes_in_every_format():
             assert model.features[0].stride == ((2, 2) if stem == "stride" else (1, 1))
             assert model(x).shape == (5, 10)
             assert model.head.in_features == 32 * 3 * 3
-
-
-def test_linear_one_cycle_equals_torch():
-    """Every step's lr equals torch's OneCycleLR(anneal_strategy="linear") to 1e-12."""
-    for total, pct in ((235, 0.1), (100, 0.25), (60, 0.3)):
-        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        ref = torch.optim.lr_scheduler.OneCycleLR(
-            opt,
-            0.2,
-            total_steps=total,
-            pct_start=pct,
-            anneal_strategy="linear",
-            cycle_momentum=False,
-        )
-        ours = linear_one_cycle(0.2, total, pct)
-        for t in range(total):
-            assert abs(ours(t) - opt.param_groups[0]["lr"]) <= 1e-12, (total, pct, t)
-            opt.step()
-            ref.step()
 
 
 def test_validation_split_partitions_the_training_set():

@@ -124,6 +124,13 @@ SCHEDULES = [
         ),
     ),
     ("one_cycle", ours.one_cycle(0.1, 200), lambda o: LR.OneCycleLR(o, 0.1, total_steps=200)),
+    (
+        "one_cycle_linear",
+        ours.one_cycle(0.2, 235, 0.1, anneal_strategy="linear"),
+        lambda o: LR.OneCycleLR(
+            o, 0.2, total_steps=235, pct_start=0.1, anneal_strategy="linear", cycle_momentum=False
+        ),
+    ),
 ]
 
 

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from mlatlas.core.train import FitResult, batches_for_steps, fit
+from mlatlas.foundations.optim.schedules import one_cycle
 
 
 class FastCNN(nn.Module):
@@ -87,7 +88,8 @@ class FastRecipe:
 
     steps: minibatches of `batch` examples (one epoch of 60,000 is 60000 // batch steps);
     lr: the peak learning rate, reached linearly from lr / 25 after `warmup` of the steps (a
-    fraction), then decayed linearly to lr / 250,000 at the last step (`linear_one_cycle`).
+    fraction), then decayed linearly to lr / 250,000 at the last step (topic 4's `one_cycle`
+    with linear annealing).
     """
 
     widths: tuple[int, ...] = (16, 32, 64)
@@ -111,28 +113,6 @@ class FastRecipe:
             f"label smoothing {self.label_smoothing}, channels_last={self.channels_last}, "
             f"bf16={self.bf16}"
         )
-
-
-def linear_one_cycle(
-    max_lr: float,
-    total: int,
-    pct_start: float = 0.1,
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
-) -> Callable[[int], float]:
-    """The one-cycle policy (Smith & Topin 2019) with linear annealing: eta rises linearly
-    from max_lr / d to max_lr over the first p T - 1 steps, then falls linearly to
-    max_lr / (d d_f) at step T - 1 (torch's OneCycleLR, anneal_strategy="linear")."""
-    initial = max_lr / div_factor
-    final = initial / final_div_factor
-    peak = pct_start * total - 1  # the step at which eta reaches max_lr
-
-    def f(t: int) -> float:
-        if t <= peak:
-            return initial + (max_lr - initial) * t / peak
-        return max_lr + (final - max_lr) * (t - peak) / (total - 1 - peak)
-
-    return f
 
 
 def validation_split(
@@ -215,7 +195,7 @@ def train_fast(
         recipe.steps,
         ctx=ctx,
         desc=desc,
-        schedule=linear_one_cycle(recipe.lr, recipe.steps, recipe.warmup),
+        schedule=one_cycle(recipe.lr, recipe.steps, recipe.warmup, anneal_strategy="linear"),
         evaluate=evaluate,
         eval_every=eval_every,
         eval_last=eval_last,

@@ -6,8 +6,8 @@
                   (Loshchilov & Hutter 2017)
     warmup+cosine linear from f eta_0 to eta_0 over w steps, then cosine over T - w
                   (Goyal et al. 2017)
-    one-cycle     cosine up from eta_max/d to eta_max over p T steps, then cosine down to
-                  eta_max/(d d_f) (Smith & Topin 2019)
+    one-cycle     cosine (or linear) up from eta_max/d to eta_max over p T steps, then
+                  down to eta_max/(d d_f) (Smith & Topin 2019)
 
 `Scheduled` sets an optimizer's learning rate from such a function before every step.
 """
@@ -53,12 +53,18 @@ def one_cycle(
     pct_start: float = 0.3,
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
+    anneal_strategy: str = "cos",
 ) -> Schedule:
+    """torch's OneCycleLR as a function of t; `anneal_strategy` "cos" or "linear" (as there)."""
+    if anneal_strategy not in ("cos", "linear"):
+        raise ValueError(f"anneal_strategy must be 'cos' or 'linear', not {anneal_strategy!r}")
     initial = max_lr / div_factor
     final = initial / final_div_factor
     peak = pct_start * total - 1  # the step at which eta reaches max_lr
 
     def anneal(start: float, end: float, pct: float) -> float:
+        if anneal_strategy == "linear":
+            return start + (end - start) * pct
         return end + (start - end) / 2 * (1 + math.cos(math.pi * pct))
 
     def f(t: int) -> float:
