@@ -113,8 +113,8 @@ def member_accuracy(ens: Ensemble, x: torch.Tensor, y: torch.Tensor) -> np.ndarr
     """Accuracy of each member on (x, y), shape (R,); NaN for a member whose outputs are not
     all finite (a diverged run has no accuracy of its own: its claim decides what it counts as)."""
     z = member_outputs(ens, x)
-    acc = (z.argmax(-1) == y).double().mean(1).numpy()
-    finite = torch.isfinite(z).flatten(1).all(1).numpy()
+    acc = (z.argmax(-1) == y).double().mean(1).cpu().numpy()
+    finite = torch.isfinite(z).flatten(1).all(1).cpu().numpy()
     return np.where(finite, acc, np.nan)
 
 
@@ -133,7 +133,9 @@ def clip_members_(params: Iterable[torch.Tensor], max_norm: float | torch.Tensor
     """
     params = [p for p in params if p.grad is not None]
     norms = member_grad_norms(params)
-    coef = (torch.as_tensor(max_norm, dtype=norms.dtype) / (norms + 1e-6)).clamp(max=1.0)
+    coef = (
+        torch.as_tensor(max_norm, dtype=norms.dtype, device=norms.device) / (norms + 1e-6)
+    ).clamp(max=1.0)
     for p in params:
         p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))).to(p.grad.dtype))
     return norms

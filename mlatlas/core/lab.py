@@ -420,8 +420,9 @@ class Lab:
             seed_global(rep.seed)
             yield rep
 
-    def generator(self, *keys: object, device: str | torch.device = "cpu") -> torch.Generator:
-        """A torch.Generator derived from the run seed and `keys` (work outside replicates)."""
+    def generator(self, *keys: object, device: str | torch.device | None = None) -> torch.Generator:
+        """A torch.Generator derived from the run seed and `keys` (work outside replicates), on
+        the lab's device unless `device` says otherwise."""
         return torch_generator(self.seed, "lab", *keys, device=device)
 
     def seed_torch(self, *keys: object) -> None:

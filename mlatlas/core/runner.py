@@ -86,6 +86,14 @@ def _new_run_dir(out: Path, spec: LabSpec, scale: str, seed: int) -> Path:
     raise AssertionError("unreachable")
 
 
+def on_device(dev: torch.device) -> contextlib.AbstractContextManager:
+    """Where a lab makes its tensors: on an accelerator, every factory call (modules'
+    parameters, ``torch.randn``, ``torch.as_tensor`` ...) defaults to `dev`, so a lab written
+    once runs on the CPU and on a GPU alike. On the CPU nothing changes: the default-device
+    mode costs a Python call per torch function, which only pays where it moves work."""
+    return contextlib.nullcontext() if dev.type == "cpu" else torch.device(dev)
+
+
 def device_note(requested: torch.device, used: set[str]) -> str | None:
     """A note when the lab trained elsewhere than the device asked for: a lab that builds its
     models on the CPU runs there whatever ``--device`` says, and its record must not hide it."""
@@ -211,7 +219,8 @@ def _execute(
         status, error, claims = "ok", None, []
         with PeakMemory() as mem, resume.active(journal if main else None, ctx):
             try:
-                spec.fn(ctx)
+                with on_device(dev):
+                    spec.fn(ctx)
                 if ctx.cfg is None and ctx.overrides:
                     raise ConfigError(f"lab {spec.name} takes no settings; drop --set")
                 if journal.replaying:

@@ -40,9 +40,11 @@ def numpy_rng(seed: int, *keys: object) -> np.random.Generator:
 
 
 def torch_generator(
-    seed: int, *keys: object, device: str | torch.device = "cpu"
+    seed: int, *keys: object, device: str | torch.device | None = None
 ) -> torch.Generator:
-    g = torch.Generator(device=device)
+    """A seeded torch.Generator on `device`; by default the device tensors are made on now
+    (the lab's device while a lab runs), so ``torch.randn(..., generator=g)`` works there."""
+    g = torch.Generator(device=torch.get_default_device() if device is None else device)
     g.manual_seed(derive_seed(seed, *keys))
     return g
 
@@ -74,8 +76,9 @@ class Replicate:
         """A NumPy generator for this replicate (and purpose `keys`)."""
         return numpy_rng(self.seed, *keys)
 
-    def generator(self, *keys: object, device: str | torch.device = "cpu") -> torch.Generator:
-        """A torch.Generator for this replicate (and purpose `keys`)."""
+    def generator(self, *keys: object, device: str | torch.device | None = None) -> torch.Generator:
+        """A torch.Generator for this replicate (and purpose `keys`), on the lab's device unless
+        `device` says otherwise."""
         return torch_generator(self.seed, *keys, device=device)
 
     def seed_torch(self, *keys: object) -> int:

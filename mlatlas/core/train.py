@@ -75,6 +75,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 40
 
 
 def rmse(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> float:
+    pred, target = (t.detach().cpu() if isinstance(t, torch.Tensor) else t for t in (pred, target))
     diff = np.asarray(pred, dtype=np.float64) - np.asarray(target, dtype=np.float64)
     return float(np.sqrt(np.mean(diff**2)))
 
@@ -300,7 +301,8 @@ def to_device(batch: Any, device: torch.device | None) -> Any:
     if isinstance(batch, torch.Tensor):
         if batch.device == device:
             return batch
-        if device.type == "cuda" and batch.device.type == "cpu":
+        if device.type == "cuda" and batch.device.type == "cpu" and batch.is_contiguous():
+            # pinned pages copy asynchronously; an expanded view (shared memory) cannot be pinned
             return batch.pin_memory().to(device, non_blocking=True)
         return batch.to(device)
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple

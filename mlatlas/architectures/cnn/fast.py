@@ -132,10 +132,11 @@ def prepare(model: nn.Module, recipe: FastRecipe) -> nn.Module:
     return model
 
 
-def autocast(recipe: FastRecipe) -> Any:
-    """bfloat16 autocast on the CPU if the recipe asks for it, else nothing."""
+def autocast(recipe: FastRecipe, device_type: str) -> Any:
+    """bfloat16 autocast on `device_type` ("cpu", "cuda", the data's ``x.device.type``) if the
+    recipe asks for it, else nothing."""
     if recipe.bf16:
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device_type, dtype=torch.bfloat16)
     return nullcontext()
 
 
@@ -146,7 +147,7 @@ def evaluate_accuracy(
     """Top-1 accuracy in eval mode (BN running statistics), in the recipe's precision."""
     model.eval()
     right = 0
-    with autocast(recipe):
+    with autocast(recipe, x.device.type):
         for i in range(0, len(x), batch):
             right += int((model(x[i : i + batch]).argmax(-1) == y[i : i + batch]).sum())
     return right / len(x)
@@ -183,7 +184,7 @@ def train_fast(
     smoothing = recipe.label_smoothing
 
     def loss_fn(m: nn.Module, idx: torch.Tensor) -> torch.Tensor:
-        with autocast(recipe):
+        with autocast(recipe, x.device.type):
             logits = m(x[idx])
         return nn.functional.cross_entropy(logits.float(), y[idx], label_smoothing=smoothing)
 

@@ -85,6 +85,6 @@ def group_accuracy(
     for i in range(0, len(x), batch):
         out = group(x[i : i + batch])  # (R, b, classes)
         correct += (out.argmax(-1) == y[i : i + batch]).sum(1)
-    acc = (correct / len(x)).double().numpy()
+    acc = (correct / len(x)).double().cpu().numpy()
     acc[diverged] = np.nan
     return acc

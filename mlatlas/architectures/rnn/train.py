@@ -100,13 +100,13 @@ def member_mse(net: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 50
         ((net(x[i : i + chunk]) - y[i : i + chunk]) ** 2).reshape(-1, len(y[i : i + chunk]))
         for i in range(0, len(x), chunk)
     ]
-    return torch.cat(sq, dim=1).mean(1).double().numpy()
+    return torch.cat(sq, dim=1).mean(1).double().cpu().numpy()
 
 
 def adding_set(n: int, length: int, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed held-out set ("val" or "test") of the adding problem: the same whatever --seed."""
     x, y = adding_problem(n, length, fixed_rng("adding", split, length))
-    return torch.from_numpy(x), torch.from_numpy(y)
+    return torch.as_tensor(x), torch.as_tensor(y)
 
 
 def adding_batches(
@@ -117,9 +117,9 @@ def adding_batches(
     while True:
         xs, ys = zip(*(adding_problem(batch, length, g) for g in rngs), strict=True)
         if len(rngs) == 1:
-            yield torch.from_numpy(xs[0]), torch.from_numpy(ys[0])
+            yield torch.as_tensor(xs[0]), torch.as_tensor(ys[0])
         else:
-            yield torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+            yield torch.as_tensor(np.stack(xs)), torch.as_tensor(np.stack(ys))
 
 
 @contextmanager

@@ -99,12 +99,14 @@ class MultiheadAttention(nn.Module):
         mask = None  # additive float mask of shape broadcastable to (B, h, Tq, Tk)
         if attn_mask is not None:
             mask = (
-                torch.zeros(attn_mask.shape, dtype=q.dtype).masked_fill(attn_mask, float("-inf"))
+                torch.zeros(attn_mask.shape, dtype=q.dtype, device=q.device).masked_fill(
+                    attn_mask, float("-inf")
+                )
                 if attn_mask.dtype == torch.bool
                 else attn_mask.to(q.dtype)
             )
         if key_padding_mask is not None:
-            pad = torch.zeros(key_padding_mask.shape, dtype=q.dtype).masked_fill(
+            pad = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device).masked_fill(
                 key_padding_mask, float("-inf")
             )[:, None, None, :]
             mask = pad if mask is None else mask + pad

@@ -172,7 +172,7 @@ def val_losses(model: GPT, corpus: CharCorpus, cfg: Any, n_batches: int) -> list
     was_training = model.training
     model.eval()
     g = fixed_generator("char_gpt", "val", cfg.batch, cfg.block)
-    dev = next(model.parameters()).device  # the windows are drawn on the CPU, then moved
+    dev = next(model.parameters()).device  # the windows are drawn where `g` lives, then moved
     out = [
         _loss(
             model, *(t.to(dev) for t in corpus.batch("val", cfg.batch, cfg.block, g)), cfg.bf16
@@ -197,7 +197,7 @@ def train_char_gpt(
     (step, seconds of training, mean validation loss over ``cfg.eval_batches`` fixed
     batches). `budget_s` stops the training after that many seconds (checked at evaluations).
     The model lives on `device` (default: the lab's device, else the CPU); batches are drawn
-    on the CPU from `gen`, so a run's data does not depend on the device, and `fit` moves them."""
+    from `gen` on its device (in a lab, the lab's device), and `fit` moves them to the model's."""
     gcfg = GPTConfig(
         vocab=len(corpus.vocab),
         block_size=cfg.block,

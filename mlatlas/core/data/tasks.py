@@ -63,7 +63,7 @@ def image_classification(
     shape = tuple(xtr.shape[1:])
 
     def prep(a: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy((a - mean) / std)
+        t = torch.as_tensor((a - mean) / std)  # on the lab's device (no copy on the CPU)
         return t.reshape(len(a), -1) if flatten else t.unsqueeze(1)
 
     rec = {**rec, "n_train": len(xtr), "n_test": len(xte)}
@@ -76,9 +76,9 @@ def image_classification(
         rec["resized_to"] = size
     return Split(
         x_train,
-        torch.from_numpy(ytr.astype(np.int64)),
+        torch.as_tensor(ytr.astype(np.int64)),
         x_test,
-        torch.from_numpy(yte.astype(np.int64)),
+        torch.as_tensor(yte.astype(np.int64)),
         int(max(ytr.max(), yte.max()) + 1),
         shape,
         rec,

@@ -75,7 +75,7 @@ def least_squares(xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor) -> torch
     """Minimum-norm least squares, $\\hat w = X^+ y = V \\Sigma^{-1} U^\\top y$ over the
     singular values above the usual cut-off (max(k, d) * eps * largest, as numpy's lstsq)."""
     if xs.shape[1] == 0:
-        return torch.zeros(xq.shape[0], dtype=xq.dtype)
+        return torch.zeros(xq.shape[0], dtype=xq.dtype, device=xq.device)
     u, s, vh = torch.linalg.svd(xs, full_matrices=False)
     cut = max(xs.shape[1:]) * torch.finfo(xs.dtype).eps * s[:, :1]
     inv = torch.where(s > cut, 1.0 / s, torch.zeros_like(s))
@@ -90,7 +90,7 @@ def nearest_neighbours(
     there are fewer; 0 with no example)."""
     k = xs.shape[1]
     if k == 0:
-        return torch.zeros(xq.shape[0], dtype=xq.dtype)
+        return torch.zeros(xq.shape[0], dtype=xq.dtype, device=xq.device)
     dist = (xs - xq.unsqueeze(1)).pow(2).sum(-1)
     idx = dist.topk(min(neighbours, k), dim=1, largest=False).indices
     return ys.gather(1, idx).mean(1)
@@ -99,7 +99,7 @@ def nearest_neighbours(
 def averaging(xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
     """$\\hat w = \\frac1k \\sum_i y_i x_i$, then $\\hat w^\\top x_q$ (0 with no example)."""
     if xs.shape[1] == 0:
-        return torch.zeros(xq.shape[0], dtype=xq.dtype)
+        return torch.zeros(xq.shape[0], dtype=xq.dtype, device=xq.device)
     w = (ys.unsqueeze(-1) * xs).mean(1)
     return (w * xq).sum(-1)
 

@@ -93,8 +93,9 @@ def compose(glyphs: torch.Tensor, colour: torch.Tensor, position: torch.Tensor) 
     in colour `colour[n]` into quadrant `position[n]` (0 top left, 1 top right, 2 bottom left,
     3 bottom right)."""
     n = len(glyphs)
-    rgb = torch.tensor(list(COLOURS.values()), dtype=glyphs.dtype)[colour]  # (N, 3)
-    out = torch.zeros(n, 3, CANVAS, CANVAS, dtype=glyphs.dtype)
+    palette = torch.tensor(list(COLOURS.values()), dtype=glyphs.dtype, device=glyphs.device)
+    rgb = palette[colour]  # (N, 3)
+    out = torch.zeros(n, 3, CANVAS, CANVAS, dtype=glyphs.dtype, device=glyphs.device)
     for q in range(len(POSITIONS)):
         sel = position == q
         r0, c0 = (q // 2) * CELL, (q % 2) * CELL
@@ -167,7 +168,7 @@ def load_glyphs(name: str, split: str, n: int | None = None) -> tuple[torch.Tens
     if n is not None and n < len(x):
         keep = fixed_rng("multimodal subset", name, split).choice(len(x), n, replace=False)
         x, y = x[keep], y[keep]
-    t = torch.from_numpy(np.asarray(x, dtype=np.float32)).unsqueeze(1)
+    t = torch.as_tensor(np.asarray(x, dtype=np.float32)).unsqueeze(1)  # on the lab's device
     t = F.interpolate(t, size=(CELL, CELL), mode="bilinear", antialias=t.shape[-1] > CELL)
     return t[:, 0].clamp(0, 1), np.asarray(y, dtype=np.int64)
 
@@ -207,13 +208,13 @@ def make_captioned(
         fill(templates[t], class_words[c], COLOUR_NAMES[k], POSITIONS[p])
         for t, c, k, p in zip(template, labels, colour, position, strict=True)
     ]
-    colour_t, position_t = torch.from_numpy(colour), torch.from_numpy(position)
+    colour_t, position_t = torch.as_tensor(colour), torch.as_tensor(position)
     return Captioned(
         compose(glyphs, colour_t, position_t),
-        torch.from_numpy(labels),
+        torch.as_tensor(labels),
         colour_t,
         position_t,
         texts,
         vocab.encode(texts),
-        torch.from_numpy(template),
+        torch.as_tensor(template),
     )

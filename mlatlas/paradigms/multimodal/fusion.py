@@ -69,6 +69,6 @@ class EarlyFusion(nn.Module):
         txt = self.embed_word(tokens) + self.pos_text[: tokens.shape[1]] + self.modality[1]
         seq = torch.cat([self.cls.expand(len(x), -1, -1), img, txt], dim=1)
         pad = torch.cat(
-            [torch.zeros(len(x), 1 + img.shape[1], dtype=torch.bool), tokens == PAD], dim=1
+            [tokens.new_zeros(len(x), 1 + img.shape[1], dtype=torch.bool), tokens == PAD], dim=1
         )
         return self.head(self.encoder(seq, key_padding_mask=pad)[:, 0])

@@ -90,11 +90,11 @@ def make_questions(
         others = [j for j in range(len(values)) if j != true]
         asked = true if yes[i] else others[min(int(u[i] * len(others)), len(others) - 1)]
         texts.append(TEMPLATES[QUESTION_TYPES[kind[i]]].format(v=values[asked]))
-    images = compose(glyphs, torch.from_numpy(colour), torch.from_numpy(position))
+    images = compose(glyphs, torch.as_tensor(colour), torch.as_tensor(position))
     return Questions(
         images,
         vocab.encode(texts),
-        torch.from_numpy(yes.astype(np.int64)),
-        torch.from_numpy(kind),
+        torch.as_tensor(yes.astype(np.int64)),
+        torch.as_tensor(kind),
         texts,
     )

@@ -59,7 +59,7 @@ def task(name: str, classes: list[int], n_train: int | None = None) -> Task:
     def pick(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         keep = np.isin(y, classes)
         ys = np.array([relabel[int(c)] for c in y[keep]], dtype=np.int64)
-        return torch.from_numpy(x[keep].astype(np.float32)), torch.from_numpy(ys)
+        return torch.as_tensor(x[keep].astype(np.float32)), torch.as_tensor(ys)
 
     x_train, y_train = pick(xtr, ytr)
     x_test, y_test = pick(xte, yte)
@@ -84,9 +84,9 @@ def stats_of(x: torch.Tensor) -> tuple[float, float]:
 
 def few_shot(y: torch.Tensor, k: int, rng: np.random.Generator) -> torch.Tensor:
     """Indices of `k` examples of each class of `y` (sorted by class), drawn by `rng`."""
-    yn = y.numpy()
+    yn = y.cpu().numpy()
     picks = [rng.choice(np.flatnonzero(yn == c), k, replace=False) for c in np.unique(yn)]
-    return torch.from_numpy(np.concatenate(picks))
+    return torch.as_tensor(np.concatenate(picks))
 
 
 def textures(
@@ -100,7 +100,7 @@ def textures(
     phase = rng.uniform(0, 2 * np.pi, size=(n, waves))
     arg = 2 * np.pi * np.einsum("ijk,nwk->nwij", u, freq) + phase[..., None, None]
     t = contrast * (0.5 + 0.5 * np.cos(arg)).mean(1)
-    return torch.from_numpy(t.reshape(n, -1).astype(np.float32))
+    return torch.as_tensor(t.reshape(n, -1).astype(np.float32))
 
 
 def blend(x: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:

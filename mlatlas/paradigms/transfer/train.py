@@ -35,8 +35,8 @@ def head_accuracy(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, cols: slice) 
     """Accuracy of each member's head `cols` on (x, y), shape (R,); NaN where the outputs
     are not finite (a diverged member has no accuracy of its own)."""
     z = member_outputs(ens, x)[..., cols]
-    acc = (z.argmax(-1) == y).double().mean(1).numpy()
-    finite = torch.isfinite(z).flatten(1).all(1).numpy()
+    acc = (z.argmax(-1) == y).double().mean(1).cpu().numpy()
+    finite = torch.isfinite(z).flatten(1).all(1).cpu().numpy()
     return np.where(finite, acc, np.nan)
 
 

@@ -36,7 +36,7 @@ def pooled_stages(model: VGGSmall, x: torch.Tensor) -> list[np.ndarray]:
     for i in range(0, len(x), 1000):
         for s, f in enumerate(model.stage_outputs(x[i : i + 1000])):
             outs[s].append(f.mean(dim=(2, 3)))
-    return [torch.cat(o).numpy() for o in outs]
+    return [torch.cat(o).cpu().numpy() for o in outs]
 
 
 @lab("cnn", insights=["hierarchical feature learning", "receptive fields"])
@@ -92,9 +92,9 @@ def hierarchical_features(ctx: Lab) -> None:
     pick = fixed_rng("cnn", "probe")
     itr = torch.from_numpy(pick.permutation(len(data.x_train))[: cfg.probe_n])
     ite = torch.from_numpy(pick.permutation(len(data.x_test))[: cfg.probe_test])
-    xtr, ytr = data.x_train[itr], data.y_train[itr].numpy()
-    xte, yte = data.x_test[ite], data.y_test[ite].numpy()
-    pixels = probe(xtr.flatten(1).numpy(), ytr, xte.flatten(1).numpy(), yte)
+    xtr, ytr = data.x_train[itr], data.y_train[itr].cpu().numpy()
+    xte, yte = data.x_test[ite], data.y_test[ite].cpu().numpy()
+    pixels = probe(xtr.flatten(1).cpu().numpy(), ytr, xte.flatten(1).cpu().numpy(), yte)
 
     acc = {k: np.zeros((cfg.seeds, cfg.stages)) for k in ("trained", "initial")}
     net_acc = []
@@ -117,7 +117,7 @@ def hierarchical_features(ctx: Lab) -> None:
             ftr, fte = pooled_stages(m, xtr), pooled_stages(m, xte)
             for s in range(cfg.stages):
                 acc[kind][rep.id, s] = probe(ftr[s], ytr, fte[s], yte)
-        net_acc.append(float((model(xte).argmax(-1).numpy() == yte).mean()))
+        net_acc.append(float((model(xte).argmax(-1).cpu().numpy() == yte).mean()))
         t, u = acc["trained"][rep.id], acc["initial"][rep.id]
         if fit.diverged.any():
             t = np.full_like(t, np.nan)  # a diverged run is a failure, counted and shown

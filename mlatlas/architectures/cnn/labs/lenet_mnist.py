@@ -76,7 +76,7 @@ def lenet_mnist(ctx: Lab) -> None:
     w = model.features[0].weight.detach()
     fig, ax = new_figure(1, w.shape[0], size=(1.6 * w.shape[0], 1.8))
     for i in range(w.shape[0]):
-        ax[0, i].imshow(w[i, 0].numpy(), cmap="gray")
+        ax[0, i].imshow(w[i, 0].cpu().numpy(), cmap="gray")
         ax[0, i].set(xticks=[], yticks=[], title=f"C1 filter {i}")
         ax[0, i].grid(False)
     ctx.figure("c1_filters", fig, "The six 5x5 filters LeNet-5 learned in its first layer.")

@@ -25,7 +25,9 @@ def shifted_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, k
     """Test accuracy with every image moved k px, averaged over up, down, left and right."""
     if k == 0:
         return float(correct(model, x, y).mean())
-    return float(np.mean([correct(model, shift(x, k * a, k * b), y).mean() for a, b in DIRECTIONS]))
+    return float(
+        np.mean([correct(model, shift(x, k * a, k * b), y).mean().item() for a, b in DIRECTIONS])
+    )
 
 
 @lab("cnn", insights=["Translation invariance"])

@@ -90,9 +90,9 @@ def exploding_and_clipping(ctx: Lab) -> None:
             opt.zero_grad(set_to_none=True)
             loss = ((ens(x, per_member=True) - y) ** 2).mean(-1)  # one loss per member
             loss.sum().backward()
-            norms[step - 1] = clip_members_(ens.parameters(), max_norm).numpy()  # pre-clip
+            norms[step - 1] = clip_members_(ens.parameters(), max_norm).cpu().numpy()  # pre-clip
             opt.step()
-            losses[step - 1] = loss.detach().numpy()
+            losses[step - 1] = loss.detach().cpu().numpy()
             if step % max(1, cfg.steps // 10) == 0:
                 ctx.log(
                     step=step,

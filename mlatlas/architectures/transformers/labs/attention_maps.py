@@ -92,7 +92,7 @@ def attention_maps(ctx: Lab) -> None:
         with torch.no_grad():
             out = model(x, keep_weights=True)
         w = model.encoder.blocks[0].last_weights.mean(0)  # (T, T), averaged over examples
-        maps.append(w.numpy())
+        maps.append(w.cpu().numpy())
         mirror = float(w.flip(1).diagonal().mean())
         acc = float((out.argmax(-1) == x.flip(1)).double().mean())
         if diverged[rep.id]:

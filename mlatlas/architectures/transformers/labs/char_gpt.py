@@ -72,9 +72,7 @@ def char_gpt(ctx: Lab) -> None:
     )
     prompt = corpus.encode(corpus.decode(corpus.val[:32]))[None]
     text = corpus.decode(
-        model.cpu().generate(
-            prompt, 300, temperature=0.8, top_k=20, generator=rep.generator("sample")
-        )[0]
+        model.generate(prompt, 300, temperature=0.8, top_k=20, generator=rep.generator("sample"))[0]
     )
     ctx.table("sample", [{"temperature": 0.8, "top_k": 20, "text": text}])
     fig, ax = new_figure(1, 1, size=(5.5, 3.6))

@@ -34,8 +34,12 @@ class LSTMLM(nn.Module):
 def _timed_pass(model: nn.Module, x: torch.Tensor) -> float:
     """Seconds of one forward + backward pass of next-token cross-entropy on `x`."""
     model.zero_grad(set_to_none=True)
+    # a GPU runs its kernels asynchronously: time from idle until they have all finished
+    wait = torch.cuda.synchronize if x.is_cuda else lambda: None
+    wait()
     t0 = time.perf_counter()
     F.cross_entropy(model(x).reshape(-1, VOCAB), x.reshape(-1)).backward()
+    wait()
     return time.perf_counter() - t0
 
 
@@ -66,8 +70,13 @@ def parallelism(ctx: Lab) -> None:
         trials=(3, 8, 20),
     )
     ctx.dataset(record("random_tokens", vocab=VOCAB))
+    where = (
+        f"this machine's {torch.get_num_threads()} CPU threads"
+        if ctx.device.type == "cpu"
+        else f"this machine's {ctx.device.type.upper()} device"
+    )
     claim = ctx.claim(
-        f"On this machine's {torch.get_num_threads()} CPU threads, at every sequence length "
+        f"On {where}, at every sequence length "
         f"from {min(cfg.lengths)} to {max(cfg.lengths)}, a forward + backward pass of the "
         "transformer processes more tokens per second than one of the LSTM of the same size",
         quantity="tokens per second of one forward + backward pass, a = transformer, "
@@ -97,7 +106,7 @@ def parallelism(ctx: Lab) -> None:
     rows = []
     for t in ctx.progress(cfg.lengths, desc="lengths"):
         b = max(1, cfg.tokens // t)
-        x = torch.from_numpy(ctx.rng.integers(0, VOCAB, (b, t)))
+        x = torch.as_tensor(ctx.rng.integers(0, VOCAB, (b, t)))
         tps: dict[str, list[float]] = {"transformer": [], "lstm": []}
         for trial in range(cfg.trials + 1):
             order = list(models) if trial % 2 == 0 else list(models)[::-1]

@@ -128,7 +128,7 @@ def position_matters(ctx: Lab) -> None:
         )
         curves[positions] = res.losses
         with torch.no_grad():
-            a = (ens(x_te).argmax(-1) == y_te).double().mean(1).numpy()
+            a = (ens(x_te).argmax(-1) == y_te).double().mean(1).cpu().numpy()
         a[np.atleast_1d(res.diverged)] = np.nan
         acc[positions] = a
         ctx.log(step=None, positions=positions, mean_test_accuracy=float(np.nanmean(a)))

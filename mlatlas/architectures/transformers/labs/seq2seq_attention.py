@@ -150,7 +150,7 @@ def seq2seq_attention(ctx: Lab) -> None:
             )
             with torch.no_grad():
                 pred = ens.call(lambda f, s: f(s), src_te).argmax(-1)
-            a = (pred == src_te.flip(1)).double().mean((1, 2)).numpy()
+            a = (pred == src_te.flip(1)).double().mean((1, 2)).cpu().numpy()
             a[np.atleast_1d(res.diverged)] = np.nan
             acc[(attention, length)] = a
             rows.append(

@@ -19,7 +19,7 @@ def _correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.nda
     """1.0 where the model classifies a test example correctly, else 0.0."""
     model.eval()
     pred = torch.cat([model(x[i : i + 2000]).argmax(-1) for i in range(0, len(x), 2000)])
-    return (pred == y).double().numpy()
+    return (pred == y).double().cpu().numpy()
 
 
 @lab("transformers", insights=["parallelizable sequence modeling"])

@@ -29,7 +29,7 @@ def derivatives(model: torch.nn.Module, grid: np.ndarray) -> tuple[np.ndarray, .
     (d1,) = torch.autograd.grad(y.sum(), x, create_graph=True)
     (d2,) = torch.autograd.grad(d1.sum(), x, allow_unused=True) if d1.requires_grad else (None,)
     d2 = torch.zeros_like(x) if d2 is None else d2
-    return tuple(t.detach().numpy()[:, 0] for t in (y, d1, d2))
+    return tuple(t.detach().cpu().numpy()[:, 0] for t in (y, d1, d2))
 
 
 @lab("activations", insights=["inductive biases"])

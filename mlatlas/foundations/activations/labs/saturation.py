@@ -200,7 +200,7 @@ def saturation(ctx: Lab) -> None:
                 for r in range(ens.size):
                     zs = hidden_preactivations(ens.member(r), probe)
                     sat = [(act.df(z) < cfg.saturated_below * peak).float().mean() for z in zs]
-                    out.append(float(np.mean(sat)))
+                    out.append(float(np.mean(torch.stack(sat).cpu().numpy())))
             return np.array(out)
 
         at_init = shares()  # before fit: step 0 of the curve
@@ -244,7 +244,7 @@ def saturation(ctx: Lab) -> None:
     fig, ax = new_figure(1, 3, size=(14, 3.6))
     for name, act in ACTIVATIONS.items():
         if name in ("sigmoid", "tanh", "relu", "gelu", "selu", "softplus"):
-            ax[0, 0].plot(x.numpy(), act.df(x).numpy(), label=name)
+            ax[0, 0].plot(x.cpu().numpy(), act.df(x).cpu().numpy(), label=name)
     ax[0, 0].set(xlim=(-6, 6), title="derivatives phi'(x)", xlabel="x")
     ax[0, 0].legend(fontsize=7)
     for i, (name, runs) in enumerate(norms.items()):

@@ -43,7 +43,7 @@ def engine_equals_torch(ctx: Lab) -> None:
         x / 16.0, y, test_size=cfg.test_size, random_state=split_seed, stratify=y
     )
     sizes = [x.shape[1], *cfg.hidden, 10]
-    xt_ref, yt_ref = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
+    xt_ref, yt_ref = torch.as_tensor(x_tr), torch.as_tensor(y_tr)
     acc_claim = ctx.claim(
         f"The MLP trained with our engine reaches >= 95% test accuracy on digits "
         f"({len(y_te)} held-out images)",
@@ -87,7 +87,7 @@ def engine_equals_torch(ctx: Lab) -> None:
         with no_grad():
             acc_ours = float((ours(Tensor(x_te)).data.argmax(1) == y_te).mean())
         with torch.no_grad():
-            acc_ref = float((ref(torch.from_numpy(x_te)).argmax(1).numpy() == y_te).mean())
+            acc_ref = float((ref(torch.as_tensor(x_te)).argmax(1).cpu().numpy() == y_te).mean())
         final = curve_ours[-1]
         acc_claim.add(rep.id, acc_ours if np.isfinite(final) else np.nan)
         rows.append(

@@ -99,7 +99,7 @@ def universal_approximation(ctx: Lab) -> None:
         net = StackedMLP(models[init, w])
         fr = train_regression(net, xt, yt, cfg.steps, cfg.lr, floor=cfg.lr / 100)
         with torch.no_grad():
-            pred = net(xs_test)[:, :, 0].numpy()  # (seeds, points)
+            pred = net(xs_test)[:, :, 0].cpu().numpy()  # (seeds, points)
         errs[init, w] = np.array([rmse(p, y_test) for p in pred])
         errs[init, w][fr.diverged] = np.nan
         if init == "spread":

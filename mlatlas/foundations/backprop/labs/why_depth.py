@@ -73,7 +73,7 @@ def why_depth(ctx: Lab) -> None:
     for k in range(1, K + 1):
         net = tent_network(k)
         with torch.no_grad():
-            out = net(torch.tensor(grid)[:, None]).numpy()[:, 0]
+            out = net(torch.tensor(grid)[:, None]).cpu().numpy()[:, 0]
         exact_rows.append(
             {
                 "k": k,
@@ -141,18 +141,18 @@ def why_depth(ctx: Lab) -> None:
     def train_and_test(name: str, k: int) -> np.ndarray:
         """Per-seed test RMSE of arm `name` trained on tent^k (inputs centred to [-1, 1])."""
         net = StackedMLP(models[name])
-        y = torch.tensor(tent_iterate(x.numpy(), k))
+        y = torch.tensor(tent_iterate(x.cpu().numpy(), k))
         fr = train_regression(net, 2 * x - 1, y, cfg.steps, cfg.lr, ctx=ctx, desc=name)
         with torch.no_grad():
-            pred = net(2 * x_test - 1)[:, :, 0].numpy()
-        target = tent_iterate(x_test.numpy()[:, 0], k)
+            pred = net(2 * x_test - 1)[:, :, 0].cpu().numpy()
+        target = tent_iterate(x_test.cpu().numpy()[:, 0], k)
         e = np.array([rmse(p, target) for p in pred])
         e[fr.diverged] = np.nan
         ctx.log(step=k, arm=name, test_rmse=float(np.nanmean(e)))
         return e
 
     # 2. shallow net with the construction's parameter count -------------------------
-    floor = float(np.std(tent_iterate(x_test.numpy(), K)))  # RMSE of the best constant
+    floor = float(np.std(tent_iterate(x_test.cpu().numpy(), K)))  # RMSE of the best constant
     shallow_eq = train_and_test("shallow_equal", K)
     deep_w2 = train_and_test("deep_width2", K)
     for i in range(cfg.seeds):

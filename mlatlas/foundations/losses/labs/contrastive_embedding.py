@@ -39,7 +39,7 @@ def pair_batches(
     pair_rngs = [r.rng("pairs") for r in reps]
     pos_in_batch = torch.arange(batch)
     for a in anchors:
-        u = torch.from_numpy(np.stack([g.random(batch) for g in pair_rngs]))
+        u = torch.as_tensor(np.stack([g.random(batch) for g in pair_rngs]))
         shift = torch.tensor([int(g.integers(1, batch)) for g in pair_rngs])
         c = y[a]
         p = order[starts[c] + (u * counts[c]).long().clamp(max=counts[c] - 1)]
@@ -98,7 +98,7 @@ def contrastive_embedding(ctx: Lab) -> None:
     data = load_images(cfg.dataset, cfg.n_train)
     ctx.dataset(data.record)
     x, y = data.x_train, data.y_train
-    x_te, y_te = data.x_test[: cfg.n_eval], data.y_test[: cfg.n_eval].numpy()
+    x_te, y_te = data.x_test[: cfg.n_eval], data.y_test[: cfg.n_eval].cpu().numpy()
     reps = list(ctx.replicates(cfg.seeds))
     S = len(reps)
     member_reps = [rep for _ in METHODS for rep in reps]  # (method, seed), method-major
@@ -111,17 +111,17 @@ def contrastive_embedding(ctx: Lab) -> None:
     def embed_all() -> tuple[np.ndarray, np.ndarray]:
         """Normalised embeddings of every member: the training images and the test images."""
         return (
-            F.normalize(member_outputs(ens, x), dim=-1).numpy(),
-            F.normalize(member_outputs(ens, x_te), dim=-1).numpy(),
+            F.normalize(member_outputs(ens, x), dim=-1).cpu().numpy(),
+            F.normalize(member_outputs(ens, x_te), dim=-1).cpu().numpy(),
         )
 
     refs = [rep.rng("knn reference").choice(len(x), cfg.n_ref, replace=False) for rep in reps]
-    y_np = y.numpy()
+    y_np = y.cpu().numpy()
 
     def knn(e_tr: np.ndarray, e_te: np.ndarray, s: int) -> float:
         return knn_accuracy(e_tr[refs[s]], y_np[refs[s]], e_te, y_te)
 
-    raw = [knn(x.numpy(), x_te.numpy(), s) for s in range(S)]
+    raw = [knn(x.cpu().numpy(), x_te.cpu().numpy(), s) for s in range(S)]
     e_tr, e_te = embed_all()
     untrained = [knn(e_tr[s], e_te[s], s) for s in range(S)]  # members s and S + s are alike
     pca_points = {"untrained": e_te[0]}

@@ -108,8 +108,8 @@ def curriculum(ctx: Lab) -> None:
             y = y_clean.clone()
             if noisy:
                 rng = rep.rng("label noise")
-                flip = torch.from_numpy(rng.random(half) < cfg.noise)
-                y[flip] = torch.from_numpy(rng.integers(0, data.n_classes, int(flip.sum())))
+                flip = torch.as_tensor(rng.random(half) < cfg.noise)
+                y[flip] = torch.as_tensor(rng.integers(0, data.n_classes, int(flip.sum())))
             with torch.no_grad():
                 difficulty = F.cross_entropy(scorer(x), y, reduction="none")
             labels.append(y)

@@ -81,7 +81,7 @@ def focal_imbalanced(ctx: Lab) -> None:
         log=True,
     )
     data = load_images(cfg.dataset, cfg.n_train)
-    y_test = (data.y_test == cfg.positive).numpy()
+    y_test = (data.y_test == cfg.positive).cpu().numpy()
     prevalence = float(y_test.mean())
     better = {
         ("ap", "focal_2"): ctx.claim(
@@ -114,9 +114,9 @@ def focal_imbalanced(ctx: Lab) -> None:
     for g in cfg.gammas:
         methods[f"focal_{g:g}"] = lambda z, y, g=g: focal_binary(z, y, gamma=g)
     names = list(methods)
-    y_all = (data.y_train == cfg.positive).numpy()
+    y_all = (data.y_train == cfg.positive).cpu().numpy()
     reps: list[Replicate] = list(ctx.replicates(cfg.seeds))
-    train_idx = torch.from_numpy(
+    train_idx = torch.as_tensor(
         np.stack([imbalanced_indices(y_all, cfg.ratio, rep.rng("subsample")) for rep in reps])
     )  # (S, n): every seed keeps all negatives, so the sets have one size
     S, M = len(reps), len(names)
@@ -127,7 +127,7 @@ def focal_imbalanced(ctx: Lab) -> None:
         lambda r: reps[member_rep[r]].seed_torch("init"),
     )
     member_idx = train_idx[torch.tensor(member_rep)]  # (R, n): each member's training set
-    y_float = torch.from_numpy(y_all.astype(np.float32))
+    y_float = torch.as_tensor(y_all.astype(np.float32))
     per_method = [vmap(methods[n]) for n in names]
 
     def loss_fn(model, local):
@@ -165,7 +165,7 @@ def focal_imbalanced(ctx: Lab) -> None:
             if res.diverged[m * S + s] or not torch.isfinite(z).all():
                 vals = {"ap": np.nan, "recall": np.nan, "balanced_acc": np.nan}
             else:
-                score = torch.sigmoid(z).numpy()
+                score = torch.sigmoid(z).cpu().numpy()
                 pred = score > 0.5
                 vals = {
                     "ap": average_precision_score(y_test, score),

@@ -68,7 +68,7 @@ def adam_l2_vs_adamw(ctx: Lab) -> None:
         worst = max(worst, float((diff / decay - 1).abs().max()))
         for name, w in (("adam_l2", w_l2.detach()), ("adamw", w_dw[0].detach())):
             lw = torch.log(w.abs().clamp_min(1e-300)).reshape(len(cfg.scales), -1).mean(1)
-            shrink[name].append(-lw.numpy())
+            shrink[name].append(-lw.cpu().numpy())
         s = shrink["adam_l2"][-1]
         ratio_c.add(rep.id, s[0], s[-1])
         ctx.log(step=rep.id, ratio=float(s[0] / s[-1]))

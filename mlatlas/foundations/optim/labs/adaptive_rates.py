@@ -104,7 +104,8 @@ def log_loss(data: dict, split: str, w: torch.Tensor) -> np.ndarray:
     x, y = data[split]
     logits = x @ w[:, :-1].T + w[:, -1]  # (N, K)
     target = y[:, None].expand_as(logits)
-    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(0).numpy()
+    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(0)
+    loss = loss.cpu().numpy()
     return np.where(np.isfinite(loss), loss, math.nan)
 
 

@@ -130,7 +130,7 @@ def convergence(ctx: Lab) -> None:
             eta = const_eta + is_decay * float(decay[t])
             e -= eta * (lam * e + noise[j])
             if t + 1 in checkpoints:
-                errs.append((e**2).sum(-1).mean(-1).numpy())
+                errs.append((e**2).sum(-1).mean(-1).cpu().numpy())
     errs = np.array(errs)
     late = checkpoints >= T / 10
     floor = errs[late].mean(0)  # (arm, seed)

@@ -42,7 +42,7 @@ def escape_steps(
         escaped[newly] = t
         if not torch.isinf(escaped).any():
             break  # every run has escaped; later steps change no escape time
-    return escaped.numpy()
+    return escaped.cpu().numpy()
 
 
 @lab("optim", insights=["Escape from saddle points"])
@@ -79,7 +79,7 @@ def saddle_points(ctx: Lab) -> None:
         p.grad = saddle_grad(p.detach())
         opt.step()
         max_y = max(max_y, abs(p[1].item()))
-    stuck = p.detach().clone()
+    stuck = p.detach().cpu().clone()
     ctx.metric("exact_gd_final_point", stuck.tolist())
     ctx.check(
         f"Exact GD started at (1, 0) never leaves y = 0 and converges to the saddle: after "
@@ -162,7 +162,7 @@ def saddle_points(ctx: Lab) -> None:
             rosenbrock(q).backward()
             o.step()
             path.append(q.detach().clone())
-        paths[name] = torch.stack(path).numpy()
+        paths[name] = torch.stack(path).cpu().numpy()
         rb_rows.append(
             {
                 "optimizer": name,

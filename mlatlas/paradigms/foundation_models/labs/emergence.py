@@ -120,7 +120,7 @@ def emergence(ctx: Lab) -> None:
             ("per-digit accuracy", hit.double().mean((1, 2))),
             ("per-digit log-likelihood", logp.mean((1, 2))),
         ]:
-            metrics[name][:, j] = np.where(bad, np.nan, v.numpy())
+            metrics[name][:, j] = np.where(bad, np.nan, v.cpu().numpy())
         ctx.log(step=None, width=d, exact_match=float(np.nanmean(metrics["exact match"][:, j])))
     shares = {k: np.array([jump_share(row) for row in v]) for k, v in metrics.items()}
     for name in smooth:

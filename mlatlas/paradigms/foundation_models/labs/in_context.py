@@ -90,7 +90,7 @@ def in_context(ctx: Lab) -> None:
     # float64 test prompts: the least-squares check below is exact only up to rounding
     gen = fixed_generator("in_context", d, n_points)
     xt, yt = sample_prompts(cfg.n_test, n_points, d, gen, dtype=torch.float64)
-    base = {name: baseline_errors(xt, yt, f).mean(0).numpy() for name, f in BASELINES.items()}
+    base = {name: baseline_errors(xt, yt, f).mean(0).cpu().numpy() for name, f in BASELINES.items()}
     exact = baseline_errors(
         xt[:, : min(n_points, d + 2)], yt[:, : min(n_points, d + 2)], BASELINES["least squares"]
     )[:, d:]
@@ -127,7 +127,7 @@ def in_context(ctx: Lab) -> None:
             .sum(1)
             for i in range(0, cfg.n_test, 500)
         )
-        return (err / cfg.n_test / d).double().numpy()
+        return (err / cfg.n_test / d).double().cpu().numpy()
 
     gens = [rep.generator("prompts") for rep in reps]
     res = fit(

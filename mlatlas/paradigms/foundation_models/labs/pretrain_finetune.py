@@ -118,7 +118,7 @@ def pretrain_finetune(ctx: Lab) -> None:
     quarter = cfg.pretrain_steps // 4
 
     def snapshot(step: int) -> list[np.ndarray]:  # kept in FitResult.evals, so it resumes
-        return [p.detach().numpy().copy() for p in ens.stacked] if step == quarter else []
+        return [p.detach().cpu().numpy().copy() for p in ens.stacked] if step == quarter else []
 
     pre_gens = [rep.generator("pretrain") for rep in reps]
     res = train_lm(
@@ -147,7 +147,7 @@ def pretrain_finetune(ctx: Lab) -> None:
         def evaluate(step: int, model: Ensemble = model) -> tuple[np.ndarray, np.ndarray]:
             val = -member_scores(model, val_x, val_y)[0].double().mean((1, 2))
             te = -member_scores(model, te_x, te_y)[0].double().mean((1, 2))
-            return val.numpy(), te.numpy()
+            return val.cpu().numpy(), te.cpu().numpy()
 
         gens = [rep.generator("finetune") for rep in reps]  # the same batches for every arm
         fr = train_lm(

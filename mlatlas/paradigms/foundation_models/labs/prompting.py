@@ -142,7 +142,7 @@ def prompting(ctx: Lab) -> None:
         # the same queries, tasks and demonstrations for every prompt (one fixed stream)
         x, y, _, task = episodes(cfg.n_test, fixed_generator("prompts"), shots, instruction, sep)
         hit = member_scores(ens, x, y)[1][:, :, -DIGITS:].all(-1).double()  # (R, n)
-        a = hit.mean(1).numpy()
+        a = hit.mean(1).cpu().numpy()
         a[np.atleast_1d(res.diverged)] = np.nan
         acc[name] = a
         per_task[name] = np.array([hit[:, task == t].mean().item() for t in range(len(TASKS))])

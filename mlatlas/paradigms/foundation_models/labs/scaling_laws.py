@@ -120,7 +120,7 @@ def scaling_laws(ctx: Lab) -> None:
                     logits.flatten(0, 2), y.repeat(len(reps), 1, 1).flatten(), reduction="none"
                 )
                 total += ce.view(len(reps), -1).mean(1).double()
-            return (total / len(val)).numpy()
+            return (total / len(val)).cpu().numpy()
 
         gens = [rep.generator("batches") for rep in reps]
         res = fit(

@@ -121,12 +121,16 @@ def compositional(ctx: Lab) -> None:
                 "joint_class_right": float((c_hat == test.cls).double().mean()),
                 "joint_colour_right": float((k_hat == test.colour).double().mean()),
                 "predicted_an_unseen_pair": float(
-                    np.mean(unseen_combo(c_hat.numpy(), k_hat.numpy()))
+                    np.mean(unseen_combo(c_hat.cpu().numpy(), k_hat.cpu().numpy()))
                 ),
             }
             if res.diverged[r]:
                 acc[split] = {k: float("nan") for k in acc[split]}
-            np.add.at(heat, (test.cls.numpy(), test.colour.numpy()), joint.double().numpy())
+            np.add.at(
+                heat,
+                (test.cls.cpu().numpy(), test.colour.cpu().numpy()),
+                joint.double().cpu().numpy(),
+            )
             rows.append({"seed": rep.id, "pairs": split, **acc[split]})
         transfer.add(rep.id, acc["seen"]["class_only"], acc["unseen"]["class_only"])
         composes.add(rep.id, acc["unseen"]["joint"])
@@ -139,7 +143,7 @@ def compositional(ctx: Lab) -> None:
     )
     counts = np.zeros_like(heat)
     for test in tests.values():
-        np.add.at(counts, (test.cls.numpy(), test.colour.numpy()), len(reps))
+        np.add.at(counts, (test.cls.cpu().numpy(), test.colour.cpu().numpy()), len(reps))
     fig, ax = new_figure(1, 2, size=(11, 4.2))
     keys = ("class_only", "joint", "joint_class_right", "joint_colour_right")
     for i, split in enumerate(("seen", "unseen")):

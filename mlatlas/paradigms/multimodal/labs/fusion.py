@@ -24,7 +24,7 @@ def _correct(model: torch.nn.Module, images, tokens, answer, chunk: int = 1000) 
     out = [
         model(images[i : i + chunk], tokens[i : i + chunk]) for i in range(0, len(answer), chunk)
     ]
-    return (torch.cat(out).argmax(-1) == answer).double().numpy()
+    return (torch.cat(out).argmax(-1) == answer).double().cpu().numpy()
 
 
 @lab("multimodal", insights=["multi-modal fusion"])
@@ -104,7 +104,7 @@ def fusion(ctx: Lab) -> None:
             a = float("nan") if res.diverged[r] else float(right.mean())
             acc[arm].append(a)
             by_kind = {
-                f"acc_{k}": float(right[test.kind.numpy() == i].mean())
+                f"acc_{k}": float(right[test.kind.cpu().numpy() == i].mean())
                 for i, k in enumerate(QUESTION_TYPES)
             }
             rows.append(

@@ -85,7 +85,7 @@ def retrieval(ctx: Lab) -> None:
     ctx.dataset(rec)
     words = CLASS_WORDS[cfg.dataset]
     test = eval_captions(cfg.dataset, vocab, cfg.n_test, "seen", HELD_OUT_TEMPLATES)
-    combo = (test.cls * 12 + test.colour * 4 + test.position).numpy()
+    combo = (test.cls * 12 + test.colour * 4 + test.position).cpu().numpy()
     gals = galleries(combo, cfg.galleries)
     trained_phrasing = vocab.encode(
         [

@@ -112,7 +112,7 @@ def zero_shot(ctx: Lab) -> None:
             acc_one = acc_ens = float("nan")
         above.add(rep.id, acc_one)
         ensembling.add(rep.id, acc_ens, acc_one)
-        np.add.at(confusion, (test.cls.numpy(), pred_one.numpy()), 1)
+        np.add.at(confusion, (test.cls.cpu().numpy(), pred_one.cpu().numpy()), 1)
         scale = float(model.scale().detach())
         rows.append(
             {"seed": rep.id, "single_prompt": acc_one, "prompt_ensemble": acc_ens, "scale": scale}

@@ -103,7 +103,9 @@ def alignment_uniformity(ctx: Lab) -> None:
         acc = probe_accuracy(
             features(ens, x_probe), y_probe, features(ens, data.x_test), data.y_test, data.n_classes
         )
-        return np.stack([alignment(h1, h2).numpy(), uniformity(h1).numpy(), acc.numpy()])
+        return np.stack(
+            [alignment(h1, h2).cpu().numpy(), uniformity(h1).cpu().numpy(), acc.cpu().numpy()]
+        )
 
     res = fit(
         ens,

@@ -94,8 +94,8 @@ def augmentation_ablation(ctx: Lab) -> None:
     x_probe, y_probe = data.x_train[: cfg.n_probe], data.y_train[: cfg.n_probe]
     got = probe_accuracy(
         features(ens, x_probe), y_probe, features(ens, data.x_test), data.y_test, data.n_classes
-    ).numpy()
-    got = np.where(res.diverged, np.nan, got)
+    )
+    got = np.where(res.diverged, np.nan, got.cpu().numpy())
     acc = {arm: got[i * S : (i + 1) * S] for i, arm in enumerate(ARMS)}
     final_loss = {arm: res.final_loss[i * S : (i + 1) * S] for i, arm in enumerate(ARMS)}
     for s, rep in enumerate(reps):

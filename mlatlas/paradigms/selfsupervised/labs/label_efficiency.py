@@ -129,7 +129,7 @@ def label_efficiency(ctx: Lab) -> None:
             got, _ = probe_selected(
                 h_lab, data.y_train[idx], h_va, y_val, h_te, data.y_test, data.n_classes
             )
-            acc[(name, f)] = got.numpy()
+            acc[(name, f)] = got.cpu().numpy()
 
     # from scratch: one member per (fraction, seed), each on its own labelled subset
     members = [(f, s) for f in cfg.fractions for s in range(S)]
@@ -144,7 +144,7 @@ def label_efficiency(ctx: Lab) -> None:
         """Validation and test accuracy of every member: (2, members)."""
         out = []
         for x, y in ((x_val, y_val), (data.x_test, data.y_test)):
-            out.append((member_outputs(sup, x).argmax(-1) == y).double().mean(1).numpy())
+            out.append((member_outputs(sup, x).argmax(-1) == y).double().mean(1).cpu().numpy())
         return np.stack(out)
 
     def loss_fn(model, idx):

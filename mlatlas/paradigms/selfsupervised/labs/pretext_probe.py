@@ -100,7 +100,7 @@ def pretext_probe(ctx: Lab) -> None:
         # a wall time goes to the metrics, not the table: tables repeat exactly with the seed
         ctx.metric(f"pretrain_s_{arm}", round(time.perf_counter() - t0, 1))
         h_tr, h_te = features(ens, x_probe), features(ens, data.x_test)
-        acc[arm] = probe_accuracy(h_tr, y_probe, h_te, data.y_test, data.n_classes).numpy()
+        acc[arm] = probe_accuracy(h_tr, y_probe, h_te, data.y_test, data.n_classes).cpu().numpy()
         if res is not None:
             acc[arm] = np.where(res.diverged, np.nan, acc[arm])
             curves[arm] = res.losses.mean(1)

@@ -183,7 +183,7 @@ def domain_adaptation(ctx: Lab) -> None:
     ax[0, 0].legend(fontsize=8)
     show = torch.cat([data.x_test[:6], blend(data.x_test[:6], tex_test[:6])])
     grid = show.view(2, 6, side, side).permute(0, 2, 1, 3).reshape(2 * side, 6 * side)
-    ax[0, 1].imshow(grid.numpy(), cmap="gray")
+    ax[0, 1].imshow(grid.cpu().numpy(), cmap="gray")
     ax[0, 1].set(title="source (top) and target domain (bottom)", xticks=[], yticks=[])
     ax[0, 1].grid(False)
     ctx.figure(
