@@ -59,7 +59,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats as _st
 
 ALPHA = 0.05  # two-sided: 0.025 on each side
 DIRECTIONS = (">", "<", "within")
@@ -92,6 +91,8 @@ def t_test(x: Sequence[float] | np.ndarray, direction: str, margin: Any) -> TTes
     """Student-t test of mean(x) against `margin` in `direction` (``>``, ``<`` or ``within``
     with margin = (lo, hi), decided by two one-sided tests). n = 1 gives no interval or p-value.
     """
+    from scipy import stats as _st  # here, not at import: scipy.stats costs ~0.7 s to load
+
     x = np.asarray(x, dtype=np.float64)
     n = int(x.size)
     if n == 0:

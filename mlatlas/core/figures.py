@@ -1,19 +1,31 @@
-"""Figures built with matplotlib's object API (no pyplot, no global backend state)."""
+"""Figures built with matplotlib's object API (no pyplot, no global backend state).
+
+matplotlib is imported on the first figure, not with the package: it costs ~0.4 s, which
+every command would pay, and most commands draw nothing."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib as mpl
 import numpy as np
-from matplotlib.figure import Figure
 
 from mlatlas.core.fileio import atomic_save
 
-# Stable SVG ids, so that the same run writes the same file.
-mpl.rcParams["svg.hashsalt"] = "mlatlas"
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+@cache
+def _figure_class() -> type[Figure]:
+    import matplotlib as mpl
+    from matplotlib.figure import Figure
+
+    mpl.rcParams["svg.hashsalt"] = "mlatlas"  # stable SVG ids: the same run, the same file
+    return Figure
 
 
 def new_figure(
@@ -21,7 +33,7 @@ def new_figure(
 ) -> tuple[Figure, np.ndarray]:
     """A figure and a 2-D array of axes; size defaults to 4.2 x 3.2 inches per panel."""
     size = size or (4.2 * ncols, 3.2 * nrows)
-    fig = Figure(figsize=size, layout="constrained")
+    fig = _figure_class()(figsize=size, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat:
         ax.grid(True, alpha=0.3)
