@@ -81,8 +81,10 @@ from mlatlas.core.train import count_params  # noqa: E402
 NANOGPT_CPU = (1.886, 86.0)  # nanoGPT's CPU recipe on this machine: final val loss, seconds
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 4096, seconds: float = 2.0) -> float:
-    """FLOP/s of repeated n x n matmuls in `dtype` (2 n^3 FLOPs each), best of the loop."""
+def matmul_peak(dtype: torch.dtype, n: int = 4096, seconds: float = 5.0) -> float:
+    """FLOP/s of repeated n x n matmuls in `dtype` (2 n^3 FLOPs each), best of the loop.
+    The loop is long because on a shared machine whole seconds run slow: the bf16 peak of a
+    2-second loop came out at 750 GFLOP/s in one of four tries here, 1650-1690 in the others."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     a @ b  # warm up: the first call picks and primes the kernel
     best, end = 0.0, time.perf_counter() + seconds

@@ -254,3 +254,57 @@ def test_nproc_refuses_resume_and_a_second_launcher(capsys, monkeypatch, tmp_pat
     code = main(["run", "transformers", "char_gpt", "--nproc", "2", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "torchrun sets the number" in err
+
+
+FAILS_ON_ONE_RANK = """
+import sys
+import torch
+from mlatlas.core import distributed
+from mlatlas.core.lab import LabSpec
+from mlatlas.core.runner import run_lab
+from mlatlas.core.train import fit
+
+torch.set_num_threads(1)
+out = sys.argv[1]
+distributed.init("cpu")
+
+
+def train(ctx):
+    ctx.config(steps=5)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, opt, lambda m, b: m(b).pow(2).mean(), (torch.ones(8, 4) for _ in range(5)), 5)
+
+
+def fails_on_rank_0(ctx):
+    if distributed.rank() == 0:
+        raise RuntimeError("rank 0 alone fails, before its first collective")
+    train(ctx)
+
+
+for name, fn in (("first", fails_on_rank_0), ("second", train)):
+    spec = LabSpec("transformers", name, fn, ("parallelizable sequence modeling",), name)
+    run_lab(spec, scale="smoke", device="cpu", out=out, show_progress=False)
+distributed.shutdown(0)
+"""
+
+
+def test_a_lab_failing_on_one_process_ends_the_run(tmp_path):
+    """Rank 0 fails mid-lab while rank 1 waits in the lab's gradient all-reduce: rank 0 must
+    not go on to the next lab (its collectives would pair with rank 1's stale ones); it leaves
+    the group, rank 1's collective fails, and the run ends with an error within seconds."""
+    script = tmp_path / "worker.py"
+    script.write_text(FAILS_ON_ONE_RANK)
+    done = subprocess.run(
+        [*_torchrun(), str(script), str(tmp_path / "runs")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "rank 0 alone fails" in done.stderr
+    (first,) = (tmp_path / "runs" / "transformers" / "first").iterdir()
+    rec = json.loads((first / "result.json").read_text())
+    assert rec["status"] == "error" and "rank 0 alone fails" in rec["error"]
+    assert not (tmp_path / "runs" / "transformers" / "second").exists()

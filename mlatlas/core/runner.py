@@ -14,6 +14,7 @@ import importlib.util
 import itertools
 import json
 import shutil
+import sys
 import time
 import traceback
 from datetime import datetime, timezone
@@ -291,6 +292,14 @@ def _execute(
             journal.finish()
     finally:
         lock.__exit__(None, None, None)
+    if status == "error" and distributed.active():
+        # A process that failed mid-lab leaves the others inside a collective it never joins;
+        # going on to the next lab would pair its collectives with theirs. It leaves the group
+        # instead (no barrier): their collectives fail at once and torchrun ends the run.
+        sys.stderr.write(
+            f"mlatlas: {spec.topic}/{spec.name} failed on process {distributed.rank()}:\n{error}"
+        )
+        distributed.shutdown(1)
     if not main:
         record.dir = run_dir
         return record
