@@ -32,12 +32,23 @@ def test_models_and_data_follow_the_lab_device():
     assert torch.zeros(1).device.type == "cpu"  # the mode ends with the lab
 
 
-def test_generators_follow_the_default_device_unless_told():
-    assert torch_generator(0, "k").device.type == "cpu"
-    assert torch_generator(0, "k", device="cpu").device.type == "cpu"
+def test_generators_follow_the_default_device_unless_told(monkeypatch):
+    # no accelerator here and no generator on "meta": record the device each one is made on
+    asked: list[torch.device] = []
+    cpu_generator = torch.Generator
+    monkeypatch.setattr(torch, "get_default_device", lambda: torch.device("meta"))
+    monkeypatch.setattr(
+        torch, "Generator", lambda device: asked.append(torch.device(device)) or cpu_generator()
+    )
+    torch_generator(0, "k")
+    torch_generator(0, "k", device="cpu")
+    assert asked == [torch.device("meta"), torch.device("cpu")]
+
+
+def test_a_seeded_generator_repeats():
     a = torch.randn(5, generator=torch_generator(0, "k"))
     b = torch.randn(5, generator=torch_generator(0, "k"))
-    assert torch.equal(a, b)
+    assert torch.equal(a, b) and torch_generator(0, "k").device.type == "cpu"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
