@@ -136,17 +136,30 @@ def _host(text: str) -> str:
 @contextmanager
 def _file_errors(where: str | Path, action: str = "write to") -> Iterator[None]:
     """Turn a file operation that the machine refuses (permission, full disk, a file in the
-    way, a name too long) into a one-line user error naming the file; any other error is a
-    bug and propagates."""
+    way, a name too long, a `where` that cannot be made because a folder above it does not
+    exist and cannot be created) into a one-line user error naming the file; any other error
+    is a bug and propagates."""
     try:
         yield
     except DataError:
         raise
     except OSError as exc:
+        if _missing_ancestor(exc, where):  # e.g. --out under a folder that cannot hold one
+            verb = "create" if action == "write to" else action
+            raise UsageError(f"cannot {verb} {where}: {exc.strerror}") from None
         if exc.errno not in _FILE_ERRNOS:
             raise
         target = exc.filename if exc.filename is not None else where
         raise UsageError(f"cannot {action} {target}: {exc.strerror}") from None
+
+
+def _missing_ancestor(exc: OSError, where: str | Path) -> bool:
+    """Whether `exc` says that `where` itself, or a folder above it, does not exist and
+    cannot be made: the user's path, not a file the code expected to find."""
+    name = exc.filename
+    if exc.errno != errno.ENOENT or not isinstance(name, (str, os.PathLike)):
+        return False
+    return Path(where).is_relative_to(Path(name))
 
 
 def _width() -> int:

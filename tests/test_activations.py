@@ -116,21 +116,25 @@ def test_our_activations_batch_in_an_ensemble():
 
 
 def test_replicates_pair_arms_and_differ_between_seeds():
+    from mlatlas.core.ensemble import make_ensemble, member_batches
     from mlatlas.core.seeding import replicate
-    from mlatlas.foundations.activations.train import member_batches, replicate_ensemble
+    from mlatlas.core.train import batches_for_steps
+
+    def batches(reps, steps):
+        return member_batches([batches_for_steps(100, 10, steps, r.rng("batches")) for r in reps])
 
     reps = [replicate(0, i) for i in range(3)]
-    a = list(member_batches(100, 10, 12, reps))
-    b = list(member_batches(100, 10, 12, reps))
+    a = list(batches(reps, 12))
+    b = list(batches(reps, 12))
     assert len(a) == 12 and a[0].shape == (3, 10)
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))  # same stream per arm
     assert not torch.equal(a[0][0], a[0][1])  # each replicate its own order
-    relu = replicate_ensemble(reps, lambda rep: mlp([4, 6, 2], "relu"))
-    tanh = replicate_ensemble(reps, lambda rep: mlp([4, 6, 2], "tanh"))
+    relu = make_ensemble(lambda _: mlp([4, 6, 2], "relu"), 3, lambda r: reps[r].seed_torch("init"))
+    tanh = make_ensemble(lambda _: mlp([4, 6, 2], "tanh"), 3, lambda r: reps[r].seed_torch("init"))
     for p, q in zip(relu.stacked, tanh.stacked, strict=True):
         torch.testing.assert_close(p, q)  # same init in both arms
         assert not torch.equal(p[0], p[1])  # different init per replicate
-    other_run = next(member_batches(100, 10, 1, [replicate(1, i) for i in range(3)]))
+    other_run = next(batches([replicate(1, i) for i in range(3)], 1))
     assert not torch.equal(a[0], other_run)  # --seed changes the batch order
 
 

@@ -187,7 +187,30 @@ def test_machine_and_data_errors_are_one_line_exit_2(capsys, monkeypatch, exc, n
 
 
 @pytest.mark.parametrize(
-    "exc", [OSError(errno.EIO, "Input/output error"), ValueError("a bug"), KeyError("bug")]
+    "args",
+    [
+        ["run", "1", "--out", "/proc/nope/x", "--scale", "smoke"],
+        ["verify", "1", "--out", "/proc/nope/x", "--scale", "smoke"],
+        ["report", "--out", "/proc/nope/x"],
+    ],
+)
+def test_an_out_folder_that_cannot_be_created_is_one_line_exit_2(args):
+    p = subprocess.run(
+        [sys.executable, "-m", "mlatlas", *args], capture_output=True, text=True, timeout=300
+    )
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert p.stderr == "mlatlas: error: cannot create /proc/nope/x: No such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError(errno.EIO, "Input/output error"),
+        FileNotFoundError(errno.ENOENT, "No such file or directory", "/elsewhere/weights.pt"),
+        ValueError("a bug"),
+        KeyError("bug"),
+    ],
 )
 def test_genuine_bugs_are_not_swallowed(monkeypatch, exc):
     monkeypatch.setattr(cli, "run_lab", _raises(exc))

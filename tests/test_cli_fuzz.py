@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import mlatlas.cli as cli
 import mlatlas.report
-from mlatlas.core.lab import SCALES, ConfigError, Lab, LabSpec
+from mlatlas.core.lab import SCALES, ConfigError, Lab, LabSpec, PerScale
 from mlatlas.core.record import RunRecord
 from mlatlas.core.runner import ResumeError, discover, get_lab
 from mlatlas.core.runtime import DEVICES, pick_device
@@ -322,8 +322,8 @@ def _literal(depth: int = 2) -> st.SearchStrategy[str]:
 
 def _typed(default: Any, scale: str) -> st.SearchStrategy[str]:
     """Text for a --set value that has the type of the setting's `default` at `scale`."""
-    if isinstance(default, tuple) and len(default) == len(SCALES):  # (smoke, default, full)
-        default = default[SCALES.index(scale)]
+    if isinstance(default, PerScale):
+        default = default.at(scale)
     if isinstance(default, bool):
         return st.sampled_from(["True", "False", "true", "false"])
     if isinstance(default, int):

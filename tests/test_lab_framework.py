@@ -15,6 +15,7 @@ from mlatlas.core import (
     bootstrap_ci,
     lab,
     load_checkpoint,
+    per_scale,
     save_checkpoint,
 )
 from mlatlas.core.lab import Lab, isolated_registry, parse_override, registered_labs
@@ -34,7 +35,7 @@ def _toy_lab():
     @lab("backprop", insights=["gradient flow"])
     def _framework_probe(ctx: Lab) -> None:
         """A probe of the lab API."""
-        cfg = ctx.config(n=(3, 5, 7), lr=0.5, tag="x", sizes=[1, 2], flag=False)
+        cfg = ctx.config(n=per_scale(3, 5, 7), lr=0.5, tag="x", sizes=[1, 2], flag=False)
         positive = ctx.claim(
             "a shifted normal has a positive mean",
             quantity="mean of 20 draws from N(3, 1)",
@@ -125,6 +126,42 @@ def test_overrides_are_typed_and_checked(tmp_path):
         run_lab(PROBE, "huge", 0, out=tmp_path)
     # a refused request leaves no run folder behind
     assert all((d / "result.json").exists() for d in (tmp_path / "backprop").glob("*/*"))
+
+
+def test_per_scale_is_explicit_and_a_plain_tuple_is_one_value(tmp_path):
+    """A tuple of three widths is three widths at every scale; only per_scale varies."""
+
+    @lab("backprop", insights=["gradient flow"])
+    def _widths(ctx: Lab) -> None:
+        """Reads a tuple setting and a per-scale one."""
+        cfg = ctx.config(widths=(8, 16, 32), steps=per_scale(1, 2, 3))
+        ctx.metric("widths", list(cfg.widths))
+        ctx.metric("steps", cfg.steps)
+        ctx.check("runs", 0.0, direction="<=", bound=0.0)
+
+    for scale, steps in (("smoke", 1), ("default", 2), ("full", 3)):
+        res = run_lab(_widths.spec, scale, 0, out=tmp_path)
+        assert res.ok, res.error
+        assert res.metrics == {"widths": [8, 16, 32], "steps": steps}
+    assert per_scale(1, 2, 3).at("full") == 3
+    with pytest.raises(ConfigError, match="valid scales"):
+        per_scale(1, 2, 3).at("huge")
+
+
+def test_a_misspelt_setting_fails_before_the_lab_does_any_work(tmp_path):
+    """cfg.stpes is found from the lab's source when it calls ctx.config, not mid-run."""
+    worked = []
+
+    @lab("backprop", insights=["gradient flow"])
+    def _typo(ctx: Lab) -> None:
+        """Misspells a setting after a long first phase."""
+        cfg = ctx.config(steps=per_scale(1, 2, 3), lr=0.1)
+        worked.append(cfg.lr)  # the long first phase
+        ctx.metric("steps", cfg.stpes)
+
+    res = run_lab(_typo.spec, "smoke", 0, out=tmp_path)
+    assert not res.ok and "stpes" in res.error and "defined: lr, steps" in res.error
+    assert worked == []  # it failed at ctx.config, before the first phase
 
 
 def test_parse_override():

@@ -196,12 +196,12 @@ def test_nt_xent_against_a_loop():
 def test_member_batches_follow_each_members_stream():
     import numpy as np
 
+    from mlatlas.core.ensemble import member_batches
     from mlatlas.core.seeding import numpy_rng
     from mlatlas.core.train import batches_for_steps
-    from mlatlas.foundations.losses.train import member_batches
 
     rngs = [numpy_rng(1, "a"), numpy_rng(1, "a"), numpy_rng(2, "a")]
-    got = list(member_batches([50, 50, 50], 8, 13, rngs))
+    got = list(member_batches([batches_for_steps(50, 8, 13, g) for g in rngs]))
     assert len(got) == 13 and got[0].shape == (3, 8)
     ref = list(batches_for_steps(50, 8, 13, numpy_rng(2, "a")))
     for t, b in enumerate(got):

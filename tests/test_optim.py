@@ -162,7 +162,8 @@ def test_scaled_member_gradients_equal_momentum_sgd_with_scaled_lr():
     """schedules' lr grid in one ensemble: member r's gradient x c_r is momentum SGD with lr
     c_r x the shared scheduled lr, exactly (checked against separate torch.optim runs)."""
     from mlatlas.core import Ensemble, fit
-    from mlatlas.foundations.optim.labs.schedules import member_loss, scale_member_lrs
+    from mlatlas.core.ensemble import ensemble_cross_entropy
+    from mlatlas.foundations.optim.labs.schedules import scale_member_lrs
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(64, 5, generator=gen, dtype=torch.float64)
@@ -176,7 +177,14 @@ def test_scaled_member_gradients_equal_momentum_sgd_with_scaled_lr():
     scale_member_lrs(ens, factors)
     batches = [torch.randint(0, 64, (16,), generator=gen) for _ in range(30)]
     opt = ours.SGD(ens.parameters(), lr=plan(0), momentum=0.9)
-    fit(ens, opt, member_loss(x, y), (b.expand(3, -1) for b in batches), 30, schedule=plan)
+    fit(
+        ens,
+        opt,
+        ensemble_cross_entropy(x, y),
+        (b.expand(3, -1) for b in batches),
+        30,
+        schedule=plan,
+    )
     for r, (m, c) in enumerate(zip(copies, factors, strict=True)):
         ref = torch.optim.SGD(m.parameters(), lr=0.0, momentum=0.9)
         for t, b in enumerate(batches):

@@ -88,6 +88,54 @@ def test_multihead_attention_equals_torch(masks):
         torch.testing.assert_close(p.grad, pr.grad, **TOL, msg=n)
 
 
+def _qkv(seed: int = 0, t: int = 5, d: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, 3, t, d, generator=g, dtype=torch.float64) for _ in range(3)]
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.float64])
+def test_sdpa_refuses_attn_mask_with_is_causal_as_torch_documents(dtype):
+    q, k, v = _qkv()
+    mask = torch.ones(5, 5, dtype=torch.bool) if dtype == torch.bool else torch.zeros(5, 5)
+    mask = mask.to(dtype)
+    with pytest.raises(ValueError, match="attn_mask and is_causal"):
+        scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=True)
+    # PyTorch documents the combination as an error; its reference (math) kernel raises,
+    # though the kernel it picks by default on a CPU may not check
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.MATH]), pytest.raises(RuntimeError, match="is_causal"):
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=True)
+
+
+@pytest.mark.parametrize("kernel", ["ours", "torch"])
+def test_multihead_attention_refuses_attn_mask_with_is_causal(kernel):
+    torch.manual_seed(0)
+    mha = MultiheadAttention(8, 2, kernel=kernel).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    for attn in (torch.zeros(5, 5, dtype=torch.bool), torch.zeros(5, 5, dtype=torch.float64)):
+        with pytest.raises(ValueError, match="attn_mask and is_causal"):
+            mha(x, x, x, attn_mask=attn, is_causal=True)
+
+
+def test_torch_kernel_returns_no_weights_and_equals_ours_with_padding_and_causal():
+    torch.manual_seed(0)
+    ours = MultiheadAttention(8, 2).double()
+    fast = MultiheadAttention(8, 2, kernel="torch").double()
+    fast.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    pad = torch.zeros(2, 5, dtype=torch.bool)
+    pad[0, -2:] = True
+    for kw in ({}, {"is_causal": True}, {"key_padding_mask": pad, "is_causal": True}):
+        out, w = ours(x, x, x, **kw)
+        out_fast, w_fast = fast(x, x, x, **kw)
+        assert w is not None and w_fast is None
+        torch.testing.assert_close(out_fast, out, **TOL)
+    # causal with padding: no query sees a later position nor a padded one
+    _, w = ours(x, x, x, key_padding_mask=pad, is_causal=True)
+    assert torch.all(w.triu(1) == 0) and torch.all(w[0, :, -2:] == 0)
+
+
 def test_sinusoidal_table():
     pe = sinusoidal_positions(50, 16).double()
     assert pe.shape == (50, 16)
@@ -223,9 +271,9 @@ def test_order_task_labels_say_which_comes_first():
 
 def _char_gpt_cfg(**kw):
     from mlatlas.architectures.transformers.train import CHAR_GPT_SETTINGS
-    from mlatlas.core.lab import Config
+    from mlatlas.core.lab import Config, PerScale
 
-    cfg = {k: v[0] if isinstance(v, tuple) else v for k, v in CHAR_GPT_SETTINGS.items()}
+    cfg = {k: v.at("smoke") if isinstance(v, PerScale) else v for k, v in CHAR_GPT_SETTINGS.items()}
     cfg.update(block=8, n_layer=2, n_embd=16, batch=4, eval_every=0, eval_batches=0)
     cfg.update(kw)
     return Config(cfg)

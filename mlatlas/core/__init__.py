@@ -5,7 +5,17 @@ from mlatlas.core.checkpoint import load_checkpoint, save_checkpoint
 from mlatlas.core.claims import Check, Experiment, summary_line
 from mlatlas.core.ensemble import Ensemble, make_ensemble
 from mlatlas.core.figures import PALETTE, new_figure
-from mlatlas.core.lab import SCALES, Config, ConfigError, Lab, LabError, LabSpec, lab
+from mlatlas.core.lab import (
+    SCALES,
+    Config,
+    ConfigError,
+    Lab,
+    LabError,
+    LabSpec,
+    PerScale,
+    lab,
+    per_scale,
+)
 from mlatlas.core.record import RunRecord
 from mlatlas.core.runtime import pick_device
 from mlatlas.core.seeding import TEST_SEED, Replicate, fixed_generator, fixed_rng
@@ -25,6 +35,7 @@ __all__ = [
     "Lab",
     "LabError",
     "LabSpec",
+    "PerScale",
     "Replicate",
     "RunRecord",
     "bootstrap_ci",
@@ -35,6 +46,7 @@ __all__ = [
     "load_checkpoint",
     "make_ensemble",
     "new_figure",
+    "per_scale",
     "pick_device",
     "save_checkpoint",
     "spearman",

@@ -13,10 +13,12 @@ statistics (its buffers are updated per call, which vmap does not allow).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
@@ -92,14 +94,65 @@ class Ensemble(nn.Module):
         return m
 
 
-def make_ensemble(build: Callable[[], nn.Module], size: int, seed_fn: Callable[[int], object]):
-    """An `Ensemble` of `size` models from `build()`, calling ``seed_fn(r)`` (e.g. a
-    replicate's ``seed_torch``) before building member r, so each has its own init."""
+def make_ensemble(
+    build: Callable[[int], nn.Module], size: int, seed_fn: Callable[[int], object]
+) -> Ensemble:
+    """An `Ensemble` of `size` models, member r built by ``build(r)`` right after
+    ``seed_fn(r)`` (e.g. ``lambda r: reps[r].seed_torch("init")``), so each member has its own
+    initialisation and two arms seeded alike start alike."""
     models = []
     for r in range(size):
         seed_fn(r)
-        models.append(build())
+        models.append(build(r))
     return Ensemble(models)
+
+
+Batch = TypeVar("Batch", torch.Tensor, tuple[torch.Tensor, ...])
+Source = TypeVar("Source")
+
+
+def member_batches(
+    sources: Sequence[Source], draw: Callable[[Source], Batch] = next
+) -> Iterator[Batch]:
+    """Batches for an R-member ensemble (use with ``per_member=True``): member r's batch is
+    ``draw(sources[r])``, a tensor or a tuple of tensors, stacked on a new leading axis.
+
+    ``sources`` are per-member iterators (``draw=next``, the default), e.g. each member's
+    `batches_for_steps` indices from its replicate's ``rng("batches")``, and the batches end
+    when they do; or per-member torch generators with a `draw(g)` that samples one batch, and
+    the batches are endless. Members of one replicate given the same stream see the same data
+    (common random numbers for a paired comparison)."""
+    while True:
+        parts = []
+        for r, source in enumerate(sources):
+            try:
+                parts.append(draw(source))
+            except StopIteration:
+                if r:
+                    raise ValueError(f"member {r}'s batches ended before member 0's") from None
+                return
+        if isinstance(parts[0], torch.Tensor):
+            yield torch.stack(parts)
+        else:
+            yield tuple(torch.stack(p) for p in zip(*parts, strict=True))
+
+
+def member_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each member: logits (R, B, C), labels (R, B) -> (R,)."""
+    ce = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+    return ce.view(y.shape).mean(1)
+
+
+def ensemble_cross_entropy(
+    x: torch.Tensor, y: torch.Tensor
+) -> Callable[[Ensemble, torch.Tensor], torch.Tensor]:
+    """loss_fn for `fit`: each member's mean cross-entropy on its own minibatch of (x, y),
+    for index batches of shape (R, B) (`member_batches`); returns shape (R,)."""
+
+    def loss_fn(ens: Ensemble, idx: torch.Tensor) -> torch.Tensor:
+        return member_cross_entropy(ens(x[idx], per_member=True), y[idx])
+
+    return loss_fn
 
 
 @torch.no_grad()

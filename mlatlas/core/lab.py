@@ -6,7 +6,7 @@ progress bar, saves figures and tables, and states falsifiable claims:
 
     @lab("activations", insights=["saturation problems"])
     def saturation(ctx: Lab) -> None:
-        cfg = ctx.config(depth=(4, 10, 10), steps=(50, 2000, 10000))  # smoke, default, full
+        cfg = ctx.config(depth=per_scale(4, 10, 10), steps=per_scale(50, 2000, 10000))
         ...
         c = ctx.claim("tanh keeps more gradient at layer 1 than sigmoid",
                       quantity="layer-1 gradient ratio, tanh / sigmoid",
@@ -18,24 +18,28 @@ progress bar, saves figures and tables, and states falsifiable claims:
 
 The core decides every verdict (`mlatlas.core.claims`); a lab never computes one.
 
-A config value given as a tuple of exactly three items is read as (smoke, default, full);
-give a constant sequence as a list.
+A setting that differs between scales says so: ``per_scale(smoke, default, full)``. Every
+other value, a tuple of three widths included, is the same at every scale. A lab that reads a
+setting it did not define (``cfg.stpes``) fails when it calls ``ctx.config``, before any work.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import inspect
 import math
 import os
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -142,6 +146,28 @@ def registered_labs(topic: str) -> list[LabSpec]:
     return list(_REGISTRY.get(get_topic(topic).slug, {}).values())
 
 
+@dataclass(frozen=True)
+class PerScale(Generic[T]):
+    """A setting's value at each scale; `Lab.config` resolves it to the one of the run's scale.
+
+    A marker type, so that no other value is mistaken for one: a tuple of three layer widths
+    stays a tuple of three widths."""
+
+    smoke: T
+    default: T
+    full: T
+
+    def at(self, scale: str) -> T:
+        if scale not in SCALES:
+            raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
+        return getattr(self, scale)
+
+
+def per_scale(smoke: T, default: T, full: T) -> PerScale[T]:
+    """``per_scale(50, 2000, 10000)``: 50 at smoke scale, 2000 at default, 10000 at full."""
+    return PerScale(smoke, default, full)
+
+
 class Config(dict):
     """Resolved configuration: a dict that also reads as attributes (``cfg.steps``)."""
 
@@ -149,7 +175,42 @@ class Config(dict):
         try:
             return self[key]
         except KeyError:
-            raise AttributeError(key) from None
+            raise AttributeError(
+                f"no setting {key!r}; the lab defines: {', '.join(sorted(self))}"
+            ) from None
+
+
+_DICT_ATTRS = frozenset(dir(dict))
+
+
+@functools.cache
+def settings_read(fn: Callable[..., Any]) -> frozenset[str]:
+    """The setting names a lab function reads from the value it binds to ``<x>.config(...)``:
+    ``cfg.steps`` and ``cfg["steps"]`` anywhere in its body (nested functions included).
+    Read from its source, so a misspelt name is found before the lab does any work."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return frozenset()
+    names = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and node.value.func.attr == "config"
+        ):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    read = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in names and node.attr not in _DICT_ATTRS:
+                read.add(node.attr)
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            key = node.slice
+            if node.value.id in names and isinstance(key, ast.Constant) and type(key.value) is str:
+                read.add(key.value)
+    return frozenset(read)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -252,10 +313,15 @@ class Lab:
         """Resolve settings for this scale; apply --set overrides; write config.json."""
         if self.cfg is not None:
             raise LabError("ctx.config() is called once per lab")
-        level = SCALES.index(self.scale)
         cfg = Config()
         for key, value in settings.items():
-            cfg[key] = value[level] if isinstance(value, tuple) and len(value) == 3 else value
+            cfg[key] = value.at(self.scale) if isinstance(value, PerScale) else value
+        undefined = sorted(settings_read(self.spec.fn) - set(cfg))
+        if undefined:
+            raise LabError(
+                f"lab {self.spec.name} reads setting(s) {', '.join(undefined)} that its "
+                f"ctx.config(...) does not define; defined: {', '.join(sorted(cfg))}"
+            )
         unknown = sorted(set(self.overrides) - set(cfg))
         if unknown:
             raise ConfigError(

@@ -5,10 +5,11 @@ the state of each call of the core training loop, `fit`, and the rest of a lab i
 deterministic given its seed. So a resumed run *replays* the lab from its first line:
 
 * every `fit` of a run gets a number k = 0, 1, ... in call order and one checkpoint file,
-  ``checkpoints/resume/fit-<k>.pt``: model, optimizer, every RNG state (Python, NumPy,
-  torch), the step, the losses so far and the recorded evaluations. It is rewritten every
-  `interval` seconds of wall clock (default 60, ``MLATLAS_CHECKPOINT_EVERY``) and when
-  the fit ends (``done``);
+  ``checkpoints/resume/fit-<k>.pt``: model, optimizers, every global RNG state (Python,
+  NumPy, torch), the fit's step-noise generator, a stateful batch source and other stateful
+  objects handed to the fit, the step, the losses so far and the recorded evaluations. It
+  is rewritten every `interval` seconds of wall clock (default 60,
+  ``MLATLAS_CHECKPOINT_EVERY``) and when the fit ends (``done``);
 * on resume, a fit whose checkpoint is ``done`` is not trained again: the model and the
   optimizer take its final state, the batch iterator is advanced past the batches it drew
   (so the generators feeding it stand where they stood), the RNG states are restored, and
@@ -40,7 +41,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -48,6 +49,9 @@ import torch
 from mlatlas.core.checkpoint import load_torch_state, save_torch_state
 from mlatlas.core.fileio import complete_jsonl_size
 from mlatlas.core.lab import ConfigError
+
+if TYPE_CHECKING:
+    from mlatlas.core.fitting import FitContext
 
 DEFAULT_INTERVAL_S = 60.0
 FORMAT = 1
@@ -285,18 +289,18 @@ class Journal:
             parent.rmdir()
 
 
-_ACTIVE: contextvars.ContextVar[tuple[Journal | None, Any]] = contextvars.ContextVar(
+_ACTIVE: contextvars.ContextVar[tuple[Journal | None, FitContext | None]] = contextvars.ContextVar(
     "mlatlas_active_run", default=(None, None)
 )
 
 
-def current() -> tuple[Journal | None, Any]:
+def current() -> tuple[Journal | None, FitContext | None]:
     """The (journal, lab context) of the run in progress, or (None, None) outside a run."""
     return _ACTIVE.get()
 
 
 @contextlib.contextmanager
-def active(journal: Journal | None, lab: Any) -> Iterator[None]:
+def active(journal: Journal | None, lab: FitContext | None) -> Iterator[None]:
     """Make `journal` and `lab` the run in progress for every `fit` called in the block."""
     token = _ACTIVE.set((journal, lab))
     try:

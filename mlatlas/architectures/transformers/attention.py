@@ -31,9 +31,13 @@ def scaled_dot_product_attention(
     attn_mask: Tensor | None = None,
     is_causal: bool = False,
     return_weights: bool = False,
-):
+) -> Tensor | tuple[Tensor, Tensor]:
     """q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv). A boolean attn_mask is True where
-    attention is allowed; a float mask is added to the scores (PyTorch's conventions)."""
+    attention is allowed; a float mask is added to the scores (PyTorch's conventions).
+    attn_mask and is_causal are exclusive, as PyTorch documents them: put the causal mask
+    into attn_mask to combine the two. Returns the output, and with return_weights the
+    attention weights too."""
+    _exclusive(attn_mask, is_causal)
     d = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # dividing by sqrt(d) keeps the softmax
     # out of saturation: q.k sums d products of unit-variance terms
@@ -49,6 +53,23 @@ def scaled_dot_product_attention(
     weights = torch.softmax(scores, dim=-1)
     out = weights @ v
     return (out, weights) if return_weights else out
+
+
+def _exclusive(attn_mask: Tensor | None, is_causal: bool) -> None:
+    """Refuse an explicit mask together with is_causal, which PyTorch documents as an error
+    (its math kernel raises; its CPU flash kernel applies both without a word)."""
+    if attn_mask is not None and is_causal:
+        raise ValueError(
+            "attn_mask and is_causal=True cannot be combined: pass is_causal=True alone, "
+            "or fold the causal mask into attn_mask and pass is_causal=False"
+        )
+
+
+def _causal_mask(tq: int, tk: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The (tq, tk) additive causal mask: 0 where key position <= query position, else -inf
+    (upper-left aligned, as is_causal is)."""
+    allowed = torch.ones(tq, tk, dtype=torch.bool, device=device).tril()
+    return torch.zeros(tq, tk, dtype=dtype, device=device).masked_fill(~allowed, float("-inf"))
 
 
 class MultiheadAttention(nn.Module):
@@ -83,10 +104,13 @@ class MultiheadAttention(nn.Module):
         attn_mask: Tensor | None = None,
         is_causal: bool = False,
         rope: RotaryEmbedding | None = None,
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor | None]:
         """key_padding_mask (B, Tk): True marks padding (nn.MultiheadAttention's convention).
-        attn_mask (Tq, Tk): True where attention is *not* allowed, or a float mask to add.
-        Returns the output and the attention weights averaged over heads."""
+        attn_mask (Tq, Tk): True where attention is *not* allowed, or a float mask to add;
+        it cannot be combined with is_causal (ValueError), key_padding_mask can.
+        Returns the output and the attention weights averaged over heads (None with
+        kernel="torch", which computes no weights)."""
+        _exclusive(attn_mask, is_causal)
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)
         b_q, b_k, b_v = (
             self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None, None, None)
@@ -110,6 +134,10 @@ class MultiheadAttention(nn.Module):
                 key_padding_mask, float("-inf")
             )[:, None, None, :]
             mask = pad if mask is None else mask + pad
+        if is_causal and mask is not None:  # padding and causal: one mask, since neither
+            # kernel takes a mask with is_causal
+            mask = mask + _causal_mask(q.shape[-2], k.shape[-2], q.dtype, q.device)
+            is_causal = False
         if self.kernel == "torch":
             out = nn.functional.scaled_dot_product_attention(q, k, v, mask, is_causal=is_causal)
             weights = None

@@ -6,16 +6,14 @@ embeddings, gains and biases (or AdamW on everything, with decoupled weight deca
 only), one linear warmup then cosine decay for both, gradient-norm clip 1, optional bf16
 autocast on CPU. `CHAR_GPT_SETTINGS` are its (smoke, default, full) settings, `CHAR_GPT_LONG`
 the overrides of a 300-second run, `tuning_split` the held-out part of the training text
-that chose them. `val_losses` scores a model on fixed validation windows.
-`member_batches` feeds a batched `Ensemble` one batch per member, each from that member's
-own generator, and `clip_members` clips each member's gradient norm on its own.
+that chose them. `val_losses` scores a model on fixed validation windows, and
+`clip_members` clips each ensemble member's gradient norm on its own.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlatlas.architectures.transformers.models import GPT, GPTConfig
+from mlatlas.core import per_scale
 from mlatlas.core.data import CharCorpus
 from mlatlas.core.ensemble import Ensemble, clip_members_
 from mlatlas.core.seeding import fixed_generator
@@ -32,43 +31,33 @@ from mlatlas.foundations.optim.schedules import warmup_cosine
 
 # Default scale: the 43-second recipe of ``benchmarks/charlm.py`` (how it was chosen: there).
 CHAR_GPT_SETTINGS: dict[str, Any] = dict(
-    corpus=("guide", "tinyshakespeare", "tinyshakespeare"),
-    block=(32, 64, 256),
-    n_layer=(2, 4, 6),
+    corpus=per_scale("guide", "tinyshakespeare", "tinyshakespeare"),
+    block=per_scale(32, 64, 256),
+    n_layer=per_scale(2, 4, 6),
     n_head=4,
-    n_embd=(64, 128, 384),
-    dropout=(0.0, 0.0, 0.2),
-    batch=(16, 32, 64),
+    n_embd=per_scale(64, 128, 384),
+    dropout=per_scale(0.0, 0.0, 0.2),
+    batch=per_scale(16, 32, 64),
     # full: nanoGPT's GPU shape over-fits long before its 5000 steps under Muon; 1250 is where
     # the tuning split's loss was lowest in a 5000-step run on an H100 (1.438 nats/char)
-    steps=(60, 300, 1250),
+    steps=per_scale(60, 300, 1250),
     optimizer="muon",  # Muon on the blocks' matrices, AdamW on the rest; or "adamw"
-    lr=(3e-3, 1e-2, 1e-3),  # AdamW's peak lr (every parameter, or the non-matrix ones)
+    lr=per_scale(3e-3, 1e-2, 1e-3),  # AdamW's peak lr (every parameter, or the non-matrix ones)
     muon_lr=0.02,  # Muon's peak lr (Jordan et al. 2024's default)
     warmup=0.05,  # share of the steps with a linear warmup from 1% of the peak lr
     final_lr=0.1,  # the cosine decay ends at this fraction of the peak lr
     clip=1.0,  # global gradient-norm clip before each step (0: none)
-    eval_every=(30, 50, 250),
-    eval_batches=(4, 10, 50),
-    final_batches=(8, 160, 100),  # default: standard error below 0.005 nats/char
+    eval_every=per_scale(30, 50, 250),
+    eval_batches=per_scale(4, 10, 50),
+    final_batches=per_scale(8, 160, 100),  # default: standard error below 0.005 nats/char
     kernel="torch",
     # bf16 autocast: ~50% slower per step at 128 dims on a 2-core CPU, ~2.8x faster at 384
     # (the full scale, which is meant for a GPU, where bf16 is the norm)
-    bf16=(False, False, True),
+    bf16=per_scale(False, False, True),
     tune=False,  # train on the first 90% of the training text, score on its last 10%
 )
 # The 300-second recipe of ``benchmarks/charlm.py --long``: overrides of the default scale.
 CHAR_GPT_LONG: dict[str, Any] = dict(block=128, steps=1500, final_batches=160)
-
-
-def member_batches(
-    gens: Sequence[torch.Generator], draw: Callable[[torch.Generator], tuple[torch.Tensor, ...]]
-) -> Iterator[tuple[torch.Tensor, ...]]:
-    """Endless batches for an R-member ensemble: member r's batch is ``draw(gens[r])``; the
-    tensors are stacked on a leading axis of size R (use with ``per_member=True``)."""
-    while True:
-        parts = [draw(g) for g in gens]
-        yield tuple(torch.stack(p) for p in zip(*parts, strict=True))
 
 
 def clip_members(ens: Ensemble, optimizer: torch.optim.Optimizer, max_norm: float) -> None:

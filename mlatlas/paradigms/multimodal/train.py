@@ -14,8 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlatlas.architectures.transformers.train import member_batches
-from mlatlas.core.ensemble import Ensemble
+from mlatlas.core.ensemble import Ensemble, member_batches
 from mlatlas.core.seeding import Replicate, fixed_rng
 from mlatlas.core.train import FitResult, fit
 from mlatlas.foundations.optim.schedules import warmup_cosine

@@ -163,7 +163,7 @@ def pretrain(
     Member r starts from replicate r's "init" stream, so every pretext of one replicate
     starts from the same encoder weights. kind "random" trains nothing."""
     ens = make_ensemble(
-        lambda: build(kind, vit, data.n_classes), len(reps), lambda r: reps[r].seed_torch("init")
+        lambda _: build(kind, vit, data.n_classes), len(reps), lambda r: reps[r].seed_torch("init")
     )
     if kind == "random" or steps == 0:
         return ens, None

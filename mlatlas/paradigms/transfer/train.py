@@ -1,5 +1,5 @@
 """Training helpers the labs share: source pretraining of one network per replicate as a
-batched ensemble, per-member cross-entropy, per-member accuracy on one head, and moving
+batched ensemble, per-member accuracy on one head, and moving
 pretrained members into a new ensemble whose members are the arms of a comparison.
 
 A member of an ensemble is one (arm, replicate) pair; members of one replicate draw their
@@ -16,18 +16,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlatlas.core.ensemble import Ensemble, make_ensemble, member_outputs
+from mlatlas.core.ensemble import (
+    Ensemble,
+    make_ensemble,
+    member_batches,
+    member_cross_entropy,
+    member_outputs,
+)
 from mlatlas.core.seeding import Replicate
-from mlatlas.core.train import FitResult, fit
-from mlatlas.foundations.losses.train import member_batches
+from mlatlas.core.train import FitResult, batches_for_steps, fit
 from mlatlas.paradigms.transfer.finetune import mask_members
 from mlatlas.paradigms.transfer.models import TransferMLP
-
-
-def member_ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy per member: logits (R, B, C), labels (R, B) -> (R,)."""
-    ce = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-    return ce.view(y.shape).mean(1)
 
 
 @torch.no_grad()
@@ -53,16 +52,16 @@ def pretrain(
 ) -> tuple[Ensemble, FitResult]:
     """One network per replicate (init from ``rep.seed_torch("init")``), trained with Adam
     on head 0 for `steps` minibatches of (x, y); the other heads keep their initialisation."""
-    ens = make_ensemble(build, len(reps), lambda r: reps[r].seed_torch("init"))
+    ens = make_ensemble(lambda _: build(), len(reps), lambda r: reps[r].seed_torch("init"))
     mask_members(ens, lambda r, name: not name.startswith("heads.") or name.startswith("heads.0"))
     cols = ens.base.head(0)
     opt = torch.optim.Adam([p for p in ens.parameters() if p.requires_grad], lr=lr)
     batches = member_batches(
-        [len(x)] * len(reps), batch, steps, [rep.rng("pretrain-batches") for rep in reps]
+        [batches_for_steps(len(x), batch, steps, rep.rng("pretrain-batches")) for rep in reps]
     )
 
     def loss_fn(m: Ensemble, idx: torch.Tensor) -> torch.Tensor:
-        return member_ce(m(x[idx], per_member=True)[..., cols], y[idx])
+        return member_cross_entropy(m(x[idx], per_member=True)[..., cols], y[idx])
 
     res = fit(ens, opt, loss_fn, batches, steps, ctx=ctx, desc=desc, log_every=100)
     return ens, res

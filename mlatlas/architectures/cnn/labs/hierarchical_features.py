@@ -19,7 +19,7 @@ from mlatlas.architectures.cnn.receptive import (
     receptive_fields,
 )
 from mlatlas.architectures.cnn.train import train_classifier
-from mlatlas.core import Lab, fixed_rng, lab, new_figure
+from mlatlas.core import Lab, fixed_rng, lab, new_figure, per_scale
 
 
 def probe(ftr: np.ndarray, ytr: np.ndarray, fte: np.ndarray, yte: np.ndarray) -> float:
@@ -55,16 +55,16 @@ def hierarchical_features(ctx: Lab) -> None:
     so it is a check (and the calculator is checked against the gradient footprint).
     """
     cfg = ctx.config(
-        dataset=("digits", "fashion-mnist", "fashion-mnist"),
-        n_train=(None, 10000, None),
-        steps=(60, 400, 3000),
+        dataset=per_scale("digits", "fashion-mnist", "fashion-mnist"),
+        n_train=per_scale(None, 10000, None),
+        steps=per_scale(60, 400, 3000),
         batch=64,
         lr=1e-3,
-        width=(8, 16, 32),
+        width=per_scale(8, 16, 32),
         stages=3,
-        probe_n=(400, 3000, 10000),
-        probe_test=(450, 2000, 10000),
-        seeds=(2, 5, 10),
+        probe_n=per_scale(400, 3000, 10000),
+        probe_test=per_scale(450, 2000, 10000),
+        seeds=per_scale(2, 5, 10),
         ours=False,
     )
     widths = (cfg.width,) * cfg.stages

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlatlas.architectures.cnn.data import images
 from mlatlas.architectures.cnn.models import LeNet5
 from mlatlas.architectures.cnn.train import correct, train_classifier
-from mlatlas.core import Lab, fixed_rng, lab, new_figure
+from mlatlas.core import Lab, fixed_rng, lab, new_figure, per_scale
 from mlatlas.core.train import count_params
 from mlatlas.foundations.optim.schedules import cosine
 
@@ -27,8 +27,8 @@ def lenet_mnist(ctx: Lab) -> None:
     order) would differ. `--seed` changes both the init and the batch order.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        steps=(150, 4500, 10000),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        steps=per_scale(150, 4500, 10000),
         batch=128,
         lr=2e-3,
         ours=False,

@@ -12,7 +12,7 @@ from mlatlas.architectures.cnn.train import (
     train_classifier,
     train_ensemble,
 )
-from mlatlas.core import Lab, fixed_rng, lab, new_figure
+from mlatlas.core import Lab, fixed_rng, lab, new_figure, per_scale
 from mlatlas.core.train import count_params
 
 
@@ -27,11 +27,11 @@ def parameter_sharing(ctx: Lab) -> None:
     diverges scores chance accuracy (1 / classes), so a failure is never dropped.
     """
     cfg = ctx.config(
-        dataset=("digits", "fashion-mnist", "fashion-mnist"),
-        steps=(150, 1500, 8000),
+        dataset=per_scale("digits", "fashion-mnist", "fashion-mnist"),
+        steps=per_scale(150, 1500, 8000),
         batch=128,
         lr=1e-3,
-        seeds=(2, 5, 10),
+        seeds=per_scale(2, 5, 10),
         ours=False,
     )
     data = images(cfg.dataset, fixed_rng("cnn", "images"))

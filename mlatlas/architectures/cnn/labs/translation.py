@@ -15,7 +15,7 @@ from mlatlas.architectures.cnn.train import (
     train_classifier,
     train_ensemble,
 )
-from mlatlas.core import Lab, fixed_rng, lab, new_figure
+from mlatlas.core import Lab, fixed_rng, lab, new_figure, per_scale
 from mlatlas.core.train import count_params
 
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))
@@ -44,14 +44,14 @@ def translation(ctx: Lab) -> None:
     directions). Shifted accuracies are measured on a fixed subset of the test set.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        steps=(150, 1000, 6000),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        steps=per_scale(150, 1000, 6000),
         batch=128,
         lr=1e-3,
         shifts=[0, 1, 2, 3, 4, 5, 6],
         claim_shift=4,
-        n_eval=(450, 2000, 10000),
-        seeds=(2, 5, 10),
+        n_eval=per_scale(450, 2000, 10000),
+        seeds=per_scale(2, 5, 10),
         ours=False,
     )
     x = torch.from_numpy(ctx.rng.standard_normal((2, 3, 24, 24)))

@@ -6,7 +6,7 @@ import numpy as np
 
 from mlatlas.architectures.residual.blocks import CifarResNet
 from mlatlas.architectures.residual.train import group_accuracy, small_images, train_group
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.seeding import fixed_rng
 
 KINDS = ("plain", "residual")
@@ -29,17 +29,17 @@ def degradation(ctx: Lab) -> None:
     +2 points (the reviewer's), decided by the interval of the paired difference.
     """
     cfg = ctx.config(
-        dataset=("digits", "fashion-mnist", "fashion-mnist"),
-        n_train=(None, 20000, None),
-        n_test=(None, 2000, None),
-        probe=(1000, 2000, 4000),
-        size=(8, 14, 28),
-        ns=([1, 3], [1, 5], [3, 5, 9]),
+        dataset=per_scale("digits", "fashion-mnist", "fashion-mnist"),
+        n_train=per_scale(None, 20000, None),
+        n_test=per_scale(None, 2000, None),
+        probe=per_scale(1000, 2000, 4000),
+        size=per_scale(8, 14, 28),
+        ns=per_scale([1, 3], [1, 5], [3, 5, 9]),
         widths=[8, 16, 32],
-        steps=(100, 500, 5000),
-        batch=(64, 64, 128),
+        steps=per_scale(100, 500, 5000),
+        batch=per_scale(64, 64, 128),
         lr=0.05,
-        seeds=(3, 5, 10),
+        seeds=per_scale(3, 5, 10),
     )
     data = small_images(cfg)
     ctx.dataset(data.record)

@@ -7,7 +7,7 @@ from torch import nn
 
 from mlatlas.architectures.residual.blocks import CifarResNet, DenseNet
 from mlatlas.architectures.residual.train import group_accuracy, small_images, train_group
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.train import count_params
 
 
@@ -25,18 +25,18 @@ def densenet_vs_resnet(ctx: Lab) -> None:
     into one verdict; they are now a check and an experiment.
     """
     cfg = ctx.config(
-        dataset=("digits", "fashion-mnist", "fashion-mnist"),
-        n_train=(None, 20000, None),
-        n_test=(None, 2000, None),
-        size=(8, 14, 28),
+        dataset=per_scale("digits", "fashion-mnist", "fashion-mnist"),
+        n_train=per_scale(None, 20000, None),
+        n_test=per_scale(None, 2000, None),
+        size=per_scale(8, 14, 28),
         resnet_n=3,
         widths=[8, 16, 32],
         growth=6,
         dense_layers=[4, 4, 4],
-        steps=(100, 500, 5000),
-        batch=(64, 64, 128),
+        steps=per_scale(100, 500, 5000),
+        batch=per_scale(64, 64, 128),
         lr=0.05,
-        seeds=(3, 5, 10),
+        seeds=per_scale(3, 5, 10),
     )
     data = small_images(cfg)
     ctx.dataset(data.record)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from mlatlas.architectures.residual.blocks import CifarResNet
 from mlatlas.architectures.residual.train import small_images
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 
 KINDS = ("plain", "residual")
 
@@ -34,13 +34,13 @@ def gradient_with_depth(ctx: Lab) -> None:
     stated.
     """
     cfg = ctx.config(
-        dataset=("digits", "fashion-mnist", "fashion-mnist"),
-        n_train=(500, 2000, 2000),
-        size=(8, 14, 28),
-        ns=([1, 3, 9], [1, 3, 9, 18], [1, 3, 9, 18, 36]),
+        dataset=per_scale("digits", "fashion-mnist", "fashion-mnist"),
+        n_train=per_scale(500, 2000, 2000),
+        size=per_scale(8, 14, 28),
+        ns=per_scale([1, 3, 9], [1, 3, 9, 18], [1, 3, 9, 18, 36]),
         widths=[8, 16, 32],
         batch=128,
-        seeds=(3, 10, 20),
+        seeds=per_scale(3, 10, 20),
     )
     data = small_images(cfg)
     ctx.dataset(data.record)

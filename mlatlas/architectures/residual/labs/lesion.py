@@ -8,7 +8,7 @@ from torch import nn
 
 from mlatlas.architectures.residual.blocks import BasicBlock, CifarResNet
 from mlatlas.architectures.residual.train import group_accuracy, small_images, train_group
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 
 KINDS = ("plain", "residual")
 
@@ -39,16 +39,16 @@ def lesion(ctx: Lab) -> None:
     the unit is now the seed (blocks of one net are not independent replicates).
     """
     cfg = ctx.config(
-        dataset=("digits", "fashion-mnist", "fashion-mnist"),
-        n_train=(None, 20000, None),
-        n_test=(None, 2000, None),
-        size=(8, 14, 28),
-        n=(2, 3, 9),
+        dataset=per_scale("digits", "fashion-mnist", "fashion-mnist"),
+        n_train=per_scale(None, 20000, None),
+        n_test=per_scale(None, 2000, None),
+        size=per_scale(8, 14, 28),
+        n=per_scale(2, 3, 9),
         widths=[8, 16, 32],
-        steps=(100, 500, 5000),
-        batch=(64, 64, 128),
+        steps=per_scale(100, 500, 5000),
+        batch=per_scale(64, 64, 128),
         lr=0.05,
-        seeds=(3, 5, 10),
+        seeds=per_scale(3, 5, 10),
     )
     data = small_images(cfg)
     ctx.dataset(data.record)

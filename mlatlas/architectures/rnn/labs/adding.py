@@ -17,7 +17,7 @@ from mlatlas.architectures.rnn.train import (
     flush_denormals,
     member_mse,
 )
-from mlatlas.core import Ensemble, Lab, fit, lab, new_figure
+from mlatlas.core import Ensemble, Lab, fit, lab, new_figure, per_scale
 from mlatlas.core.data import record
 
 KINDS = ("rnn", "lstm", "gru")
@@ -44,17 +44,17 @@ def adding(ctx: Lab) -> None:
     the 0.94 x baseline plateau within a budget this lab can afford five times per cell.
     """
     cfg = ctx.config(
-        length=(10, 100, 100),
-        hidden=(16, 64, 64),
-        max_steps=(60, 2000, 4000),
+        length=per_scale(10, 100, 100),
+        hidden=per_scale(16, 64, 64),
+        max_steps=per_scale(60, 2000, 4000),
         batch=64,
         lr=1e-2,
         clip=1.0,
-        eval_every=(20, 100, 100),
+        eval_every=per_scale(20, 100, 100),
         stop_ratio=0.02,
-        n_val=(200, 500, 1000),
-        n_test=(500, 2000, 4000),
-        seeds=(2, 5, 10),
+        n_val=per_scale(200, 500, 1000),
+        n_test=per_scale(500, 2000, 4000),
+        seeds=per_scale(2, 5, 10),
         ours=False,
     )
     t_len = cfg.length

@@ -11,7 +11,7 @@ from torch import nn
 
 from mlatlas.architectures.rnn.cells import Recurrent
 from mlatlas.architectures.rnn.train import ClipAdam
-from mlatlas.core import Lab, fit, fixed_generator, lab, new_figure
+from mlatlas.core import Lab, fit, fixed_generator, lab, new_figure, per_scale
 from mlatlas.core.data import char_corpus
 
 
@@ -59,16 +59,16 @@ def char_language_model(ctx: Lab) -> None:
     training seeds. The baselines are counted on the training split.
     """
     cfg = ctx.config(
-        corpus=("guide", "tinyshakespeare", "tinyshakespeare"),
+        corpus=per_scale("guide", "tinyshakespeare", "tinyshakespeare"),
         embed=64,
-        hidden=(128, 256, 512),
-        layers=(1, 1, 2),
-        seq=(32, 64, 128),
+        hidden=per_scale(128, 256, 512),
+        layers=per_scale(1, 1, 2),
+        seq=per_scale(32, 64, 128),
         batch=32,
-        steps=(60, 2000, 10000),
+        steps=per_scale(60, 2000, 10000),
         lr=3e-3,
         clip=1.0,
-        eval_batches=(5, 20, 50),
+        eval_batches=per_scale(5, 20, 50),
         ours=False,
     )
     corpus = char_corpus(cfg.corpus)

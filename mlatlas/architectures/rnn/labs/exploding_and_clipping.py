@@ -16,7 +16,7 @@ from mlatlas.architectures.rnn.train import (
     member_mse,
     scale_spectral_radius_,
 )
-from mlatlas.core import Ensemble, Lab, lab, new_figure
+from mlatlas.core import Ensemble, Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record
 from mlatlas.core.ensemble import clip_members_
 
@@ -38,15 +38,15 @@ def exploding_and_clipping(ctx: Lab) -> None:
     counts as the 0.167 baseline in the comparison and is counted in the table.
     """
     cfg = ctx.config(
-        length=(20, 50, 100),
-        hidden=(32, 64, 64),
+        length=per_scale(20, 50, 100),
+        hidden=per_scale(32, 64, 64),
         radius=3.0,
-        steps=(60, 800, 3000),
+        steps=per_scale(60, 800, 3000),
         batch=64,
         lr=1e-3,
         clip=1.0,
-        n_test=(500, 2000, 2000),
-        seeds=(2, 10, 20),
+        n_test=per_scale(500, 2000, 2000),
+        seeds=per_scale(2, 10, 20),
     )
     ctx.dataset(record("adding_problem", length=cfg.length, n_test=cfg.n_test))
     explodes = ctx.claim(

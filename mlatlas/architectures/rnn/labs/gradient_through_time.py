@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from mlatlas.architectures.rnn.cells import Recurrent
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record
 
 KINDS = ("rnn", "lstm", "gru")
@@ -25,7 +25,9 @@ def gradient_through_time(ctx: Lab) -> None:
     with PyTorch's default init (float64: in float32 the far gradients underflow to 0).
     Both claims are experiments over the random init and inputs, tested on log10 per seed.
     """
-    cfg = ctx.config(length=(25, 100, 200), hidden=64, batch=32, seeds=(3, 10, 20))
+    cfg = ctx.config(
+        length=per_scale(25, 100, 200), hidden=64, batch=32, seeds=per_scale(3, 10, 20)
+    )
     ctx.dataset(record("gaussian_sequences", length=cfg.length, batch=cfg.batch))
     d20 = min(20, cfg.length - 1)
     vanish = ctx.claim(

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlatlas.architectures.transformers.models import Encoder
-from mlatlas.architectures.transformers.train import member_batches
-from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure
+from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure, per_scale
 from mlatlas.core.data import record
+from mlatlas.core.ensemble import member_batches
 
 
 class Reverser(nn.Module):
@@ -36,15 +36,15 @@ def attention_maps(ctx: Lab) -> None:
     them) on fixed test sequences. A run that diverges counts as uniform attention, 1/T.
     """
     cfg = ctx.config(
-        length=(8, 12, 16),
+        length=per_scale(8, 12, 16),
         vocab=16,
         d=32,
         heads=1,
-        steps=(150, 1500, 4000),
+        steps=per_scale(150, 1500, 4000),
         batch=64,
         lr=2e-3,
         n_test=500,
-        seeds=(2, 5, 10),
+        seeds=per_scale(2, 5, 10),
     )
     ctx.dataset(record("reverse_task", vocab=cfg.vocab, length=cfg.length))
     claim = ctx.claim(

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlatlas.architectures.transformers.models import GPT, GPTConfig
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record
 from mlatlas.core.train import count_params
 
@@ -63,11 +63,11 @@ def parallelism(ctx: Lab) -> None:
     the batch), so the claim now covers every length and names the pass it times.
     """
     cfg = ctx.config(
-        lengths=([16, 64], [16, 32, 64, 128, 256], [64, 128, 256, 512, 1024]),
-        tokens=(1024, 4096, 16384),
+        lengths=per_scale([16, 64], [16, 32, 64, 128, 256], [64, 128, 256, 512, 1024]),
+        tokens=per_scale(1024, 4096, 16384),
         d=128,
         layers=2,
-        trials=(3, 8, 20),
+        trials=per_scale(3, 8, 20),
     )
     ctx.dataset(record("random_tokens", vocab=VOCAB))
     where = (

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlatlas.architectures.transformers.models import Encoder
-from mlatlas.architectures.transformers.train import member_batches
-from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure
+from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure, per_scale
 from mlatlas.core.data import record
+from mlatlas.core.ensemble import member_batches
 
 
 class OrderClassifier(nn.Module):
@@ -52,17 +52,17 @@ def position_matters(ctx: Lab) -> None:
     would cost over two minutes of the 2-core CPU).
     """
     cfg = ctx.config(
-        length=(12, 16, 32),
+        length=per_scale(12, 16, 32),
         vocab=12,
         d=32,
         heads=4,
         layers=2,
-        steps=(60, 500, 5000),
+        steps=per_scale(60, 500, 5000),
         batch=64,
         lr=1e-3,
         positions=["none", "learned", "sinusoidal", "rope"],
-        n_test=(500, 2000, 4000),
-        seeds=(2, 5, 10),
+        n_test=per_scale(500, 2000, 4000),
+        seeds=per_scale(2, 5, 10),
     )
     ctx.dataset(record("order_task", length=cfg.length, vocab=cfg.vocab))
 

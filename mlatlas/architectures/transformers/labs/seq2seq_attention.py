@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlatlas.architectures.transformers.train import clip_members, member_batches
-from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure
+from mlatlas.architectures.transformers.train import clip_members
+from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure, per_scale
 from mlatlas.core.data import record
+from mlatlas.core.ensemble import member_batches
 
 
 class GRUCell(nn.Module):
@@ -87,14 +88,14 @@ def seq2seq_attention(ctx: Lab) -> None:
     (the single-seed version trained 8, 16, 24 for 1200 steps and claimed at length 24).
     """
     cfg = ctx.config(
-        lengths=([6], [8, 16], [10, 20, 40]),
+        lengths=per_scale([6], [8, 16], [10, 20, 40]),
         vocab=10,
         d=64,
-        steps=(80, 600, 5000),
+        steps=per_scale(80, 600, 5000),
         batch=64,
         lr=3e-3,
-        n_test=(100, 500, 1000),
-        seeds=(2, 5, 10),
+        n_test=per_scale(100, 500, 1000),
+        seeds=per_scale(2, 5, 10),
     )
     ctx.dataset(record("reverse_task", vocab=cfg.vocab, lengths=cfg.lengths))
     longest = cfg.lengths[-1]

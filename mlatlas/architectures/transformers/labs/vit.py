@@ -7,7 +7,7 @@ import torch
 
 from mlatlas.architectures.cnn.models import LeNet5
 from mlatlas.architectures.transformers.models import ViT
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import image_classification
 from mlatlas.core.seeding import fixed_rng
 from mlatlas.core.train import count_params, fit_classifier
@@ -38,12 +38,12 @@ def vit(ctx: Lab) -> None:
     two epochs; the single-seed version trained 2000) to fit the topic's budget.
     """
     cfg = ctx.config(
-        datasets=(["digits"], ["mnist", "fashion-mnist"], ["mnist", "fashion-mnist"]),
+        datasets=per_scale(["digits"], ["mnist", "fashion-mnist"], ["mnist", "fashion-mnist"]),
         patch=7,
         d=64,
         heads=4,
         layers=4,
-        steps=(60, 1000, 10000),
+        steps=per_scale(60, 1000, 10000),
         batch=128,
         lr=1e-3,
     )

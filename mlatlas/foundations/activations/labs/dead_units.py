@@ -7,16 +7,17 @@ import math
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, fit, fixed_rng, lab, new_figure
+from mlatlas.core import Lab, fit, fixed_rng, lab, new_figure, per_scale
 from mlatlas.core.data import image_classification
-from mlatlas.core.ensemble import member_accuracy
-from mlatlas.foundations.activations.functions import mlp
-from mlatlas.foundations.activations.train import (
+from mlatlas.core.ensemble import (
     ensemble_cross_entropy,
-    hidden_preactivations,
+    make_ensemble,
+    member_accuracy,
     member_batches,
-    replicate_ensemble,
 )
+from mlatlas.core.train import batches_for_steps
+from mlatlas.foundations.activations.functions import mlp
+from mlatlas.foundations.activations.train import hidden_preactivations
 
 NAMES = ("relu", "leaky_relu", "gelu")
 
@@ -53,15 +54,15 @@ def dead_units(ctx: Lab) -> None:
     0 (none dead) would decide the claim by fiat.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(None, 20000, None),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(None, 20000, None),
         depth=3,
         width=256,
-        steps=(150, 1000, 5000),
+        steps=per_scale(150, 1000, 5000),
         batch=64,
         low_lr=0.01,
         high_lr=0.5,  # the edge of stability: at lr 1, 2 and 4 this net diverges on MNIST
-        seeds=(2, 5, 10),
+        seeds=per_scale(2, 5, 10),
         n_probe=2000,
     )
     data = image_classification(cfg.dataset, fixed_rng("data"), n_train=cfg.n_train)
@@ -93,10 +94,19 @@ def dead_units(ctx: Lab) -> None:
     rows, shares = [], {}
     for name in NAMES:
         for lr in (cfg.low_lr, cfg.high_lr):
-            ens = replicate_ensemble(reps, lambda rep, name=name: mlp(sizes, name))
+            ens = make_ensemble(
+                lambda r, name=name: mlp(sizes, name),
+                len(reps),
+                lambda r: reps[r].seed_torch("init"),
+            )
             at_init = [never_active_share(ens.member(r), x_probe)[0] for r in range(len(reps))]
             opt = torch.optim.SGD(ens.parameters(), lr=lr)
-            batches = member_batches(len(data.x_train), cfg.batch, cfg.steps, reps)
+            batches = member_batches(
+                [
+                    batches_for_steps(len(data.x_train), cfg.batch, cfg.steps, r.rng("batches"))
+                    for r in reps
+                ]
+            )
             res = fit(ens, opt, loss_fn, batches, cfg.steps, ctx=ctx, desc=f"{name} lr {lr}")
             acc = member_accuracy(ens, data.x_test, data.y_test)
             after = []

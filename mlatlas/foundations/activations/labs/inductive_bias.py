@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, fit, lab, new_figure
+from mlatlas.core import Lab, fit, lab, new_figure, per_scale
 from mlatlas.core.data import FUNCTIONS_1D, record
+from mlatlas.core.ensemble import make_ensemble
 from mlatlas.foundations.activations.functions import mlp
-from mlatlas.foundations.activations.train import replicate_ensemble
 
 FLAT = 1e-12  # a slope ratio of exactly 0 (flat extrapolation) counts as this, not as a failure
 SHOWN = {"relu": "ReLU", "tanh": "tanh", "gelu": "GELU"}
@@ -55,9 +55,9 @@ def inductive_bias(ctx: Lab) -> None:
         n_train=64,
         width=32,
         depth=2,
-        steps=(300, 3000, 10000),
+        steps=per_scale(300, 3000, 10000),
         lr=0.01,
-        seeds=(3, 10, 20),
+        seeds=per_scale(3, 10, 20),
         activations=["relu", "tanh", "gelu"],
     )
     f = FUNCTIONS_1D[cfg.function]
@@ -90,7 +90,11 @@ def inductive_bias(ctx: Lab) -> None:
     sizes = [1] + [cfg.width] * cfg.depth + [1]
     rows, fits, second = [], {}, {}
     for name in ctx.progress(cfg.activations, desc="activations"):
-        ens = replicate_ensemble(reps, lambda rep, name=name: mlp(sizes, name).double())
+        ens = make_ensemble(
+            lambda r, name=name: mlp(sizes, name).double(),
+            len(reps),
+            lambda r: reps[r].seed_torch("init"),
+        )
         opt = torch.optim.Adam(ens.parameters(), lr=cfg.lr)
 
         def loss_fn(m, _batch):

@@ -8,15 +8,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlatlas.core import Lab, fit, fixed_rng, lab, new_figure
+from mlatlas.core import Lab, fit, fixed_rng, lab, new_figure, per_scale
 from mlatlas.core.data import image_classification
+from mlatlas.core.ensemble import ensemble_cross_entropy, make_ensemble, member_batches
+from mlatlas.core.train import batches_for_steps
 from mlatlas.foundations.activations.functions import ACTIVATIONS, get_activation, mlp
-from mlatlas.foundations.activations.train import (
-    ensemble_cross_entropy,
-    hidden_preactivations,
-    member_batches,
-    replicate_ensemble,
-)
+from mlatlas.foundations.activations.train import hidden_preactivations
 
 NON_SATURATING = [n for n, a in ACTIVATIONS.items() if not a.saturates]
 
@@ -44,13 +41,13 @@ def saturation(ctx: Lab) -> None:
     and after SGD training of a sigmoid and a tanh net, per seed (paired by seed).
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        depth=(6, 12, 24),
-        width=(64, 128, 256),
-        seeds=(3, 10, 20),
-        train_seeds=(3, 5, 10),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        depth=per_scale(6, 12, 24),
+        width=per_scale(64, 128, 256),
+        seeds=per_scale(3, 10, 20),
+        train_seeds=per_scale(3, 5, 10),
         train_depth=3,
-        train_steps=(60, 600, 3000),
+        train_steps=per_scale(60, 600, 3000),
         batch=128,
         lr=0.05,
         saturated_below=0.1,
@@ -192,7 +189,11 @@ def saturation(ctx: Lab) -> None:
             lecun_normal_(model, rep.generator("train-init"))
             return model
 
-        ens = replicate_ensemble(reps, build, key="train-init")
+        ens = make_ensemble(
+            lambda r, build=build: build(reps[r]),
+            len(reps),
+            lambda r: reps[r].seed_torch("train-init"),
+        )
 
         def shares(ens=ens, act=act, peak=peak) -> np.ndarray:
             out = []
@@ -205,7 +206,12 @@ def saturation(ctx: Lab) -> None:
 
         at_init = shares()  # before fit: step 0 of the curve
         opt = torch.optim.SGD(ens.parameters(), lr=cfg.lr, momentum=0.9)
-        batches = member_batches(len(data.x_train), cfg.batch, cfg.train_steps, reps)
+        batches = member_batches(
+            [
+                batches_for_steps(len(data.x_train), cfg.batch, cfg.train_steps, r.rng("batches"))
+                for r in reps
+            ]
+        )
         loss_fn = ensemble_cross_entropy(data.x_train, data.y_train)
         res = fit(
             ens,

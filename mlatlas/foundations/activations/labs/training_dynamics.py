@@ -8,15 +8,16 @@ import math
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, fit, fixed_rng, lab, new_figure
+from mlatlas.core import Lab, fit, fixed_rng, lab, new_figure, per_scale
 from mlatlas.core.data import image_classification
-from mlatlas.core.ensemble import member_accuracy
-from mlatlas.foundations.activations.functions import ACTIVATIONS, mlp
-from mlatlas.foundations.activations.train import (
+from mlatlas.core.ensemble import (
     ensemble_cross_entropy,
+    make_ensemble,
+    member_accuracy,
     member_batches,
-    replicate_ensemble,
 )
+from mlatlas.core.train import batches_for_steps
+from mlatlas.foundations.activations.functions import ACTIVATIONS, mlp
 
 SATURATING = [n for n, a in ACTIVATIONS.items() if a.saturates]
 NON_SATURATING = [n for n, a in ACTIVATIONS.items() if not a.saturates]
@@ -43,18 +44,18 @@ def training_dynamics(ctx: Lab) -> None:
     each pair's 95% interval lies in (-0.02, 0.02)); a diverged run counts as chance (0.1).
     """
     cfg = ctx.config(
-        dataset=("digits", "fashion-mnist", "fashion-mnist"),
-        n_train=(None, 20000, None),
-        n_val=(300, 2000, 5000),
-        depth=(3, 6, 8),
-        width=(64, 128, 256),
-        steps=(150, 1000, 10000),
+        dataset=per_scale("digits", "fashion-mnist", "fashion-mnist"),
+        n_train=per_scale(None, 20000, None),
+        n_val=per_scale(300, 2000, 5000),
+        depth=per_scale(3, 6, 8),
+        width=per_scale(64, 128, 256),
+        steps=per_scale(150, 1000, 10000),
         batch=128,
         lr=0.05,
         momentum=0.9,
-        seeds=(2, 5, 10),
-        target=(0.8, 0.8, 0.85),
-        eval_every=(25, 50, 250),
+        seeds=per_scale(2, 5, 10),
+        target=per_scale(0.8, 0.8, 0.85),
+        eval_every=per_scale(25, 50, 250),
         ours=False,
     )
     data = image_classification(cfg.dataset, fixed_rng("data"), n_train=cfg.n_train)
@@ -104,9 +105,15 @@ def training_dynamics(ctx: Lab) -> None:
     diverged: dict[str, np.ndarray] = {}
     curves: dict[str, list[tuple[int, np.ndarray]]] = {}
     for name in ACTIVATIONS:
-        ens = replicate_ensemble(reps, lambda rep, name=name: mlp(sizes, name, ours=cfg.ours))
+        ens = make_ensemble(
+            lambda r, name=name: mlp(sizes, name, ours=cfg.ours),
+            len(reps),
+            lambda r: reps[r].seed_torch("init"),
+        )
         opt = torch.optim.SGD(ens.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-        batches = member_batches(len(x_tr), cfg.batch, cfg.steps, reps)
+        batches = member_batches(
+            [batches_for_steps(len(x_tr), cfg.batch, cfg.steps, r.rng("batches")) for r in reps]
+        )
         res = fit(
             ens,
             opt,

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from mlatlas.core import Lab, fixed_rng, lab, new_figure, save_checkpoint
+from mlatlas.core import Lab, fixed_rng, lab, new_figure, per_scale, save_checkpoint
 from mlatlas.core.data import load_digits, record
 from mlatlas.core.train import make_mlp, minibatches
 from mlatlas.foundations.backprop.autograd import Tensor, cross_entropy, no_grad
@@ -29,12 +29,12 @@ def engine_equals_torch(ctx: Lab) -> None:
     """
     cfg = ctx.config(
         hidden=[128, 64],
-        epochs=(2, 30, 100),
+        epochs=per_scale(2, 30, 100),
         batch=32,
         lr=0.05,
         momentum=0.9,
         test_size=0.25,
-        seeds=(2, 5, 10),
+        seeds=per_scale(2, 5, 10),
     )
     x, y = load_digits()
     ctx.dataset(record("sklearn-digits"))

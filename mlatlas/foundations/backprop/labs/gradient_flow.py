@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import load_digits, record
 from mlatlas.foundations.backprop.autograd import Tensor, cross_entropy
 from mlatlas.foundations.backprop.nn import ACTIVATIONS, MLP
@@ -59,7 +59,12 @@ def gradient_flow(ctx: Lab) -> None:
     experiment over seeds: the ratios on log10 scale, the measured gain per layer (from a
     log-linear fit over the hidden layers) tested to lie within 10% of 2.5.
     """
-    cfg = ctx.config(depth=(6, 20, 50), width=(64, 256, 512), batch=256, seeds=(3, 10, 20))
+    cfg = ctx.config(
+        depth=per_scale(6, 20, 50),
+        width=per_scale(64, 256, 512),
+        batch=256,
+        seeds=per_scale(3, 10, 20),
+    )
     x, y = load_digits()
     ctx.dataset(record("sklearn-digits"))
     x = (x - x.mean(0)) / (x.std(0) + 1e-8)

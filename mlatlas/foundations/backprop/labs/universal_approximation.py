@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, Replicate, lab, new_figure, spearman
+from mlatlas.core import Lab, Replicate, lab, new_figure, per_scale, spearman
 from mlatlas.core.data import FUNCTIONS_1D, record
 from mlatlas.core.train import make_mlp, rmse
 from mlatlas.foundations.backprop.stacked import StackedMLP, train_regression
@@ -53,9 +53,11 @@ def universal_approximation(ctx: Lab) -> None:
     """
     cfg = ctx.config(
         function="wiggle",
-        widths=([1, 4, 16], [1, 2, 4, 8, 16, 32, 64, 128], [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]),
-        seeds=(2, 5, 10),
-        steps=(300, 3000, 20000),
+        widths=per_scale(
+            [1, 4, 16], [1, 2, 4, 8, 16, 32, 64, 128], [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+        ),
+        seeds=per_scale(2, 5, 10),
+        steps=per_scale(300, 3000, 20000),
         lr=0.01,
         init_slope=10.0,
         n_train=256,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record, tent_iterate
 from mlatlas.core.train import count_params, make_mlp, rmse
 from mlatlas.foundations.backprop.stacked import StackedMLP, train_regression
@@ -56,11 +56,11 @@ def why_depth(ctx: Lab) -> None:
     each seed's geometric mean over k of RMSE(deep) / RMSE(shallow).
     """
     cfg = ctx.config(
-        k=(4, 6, 8),
-        train_ks=([2, 3], [2, 3, 4, 5], [2, 3, 4, 5, 6, 7]),
+        k=per_scale(4, 6, 8),
+        train_ks=per_scale([2, 3], [2, 3, 4, 5], [2, 3, 4, 5, 6, 7]),
         width=16,
-        seeds=(2, 5, 10),
-        steps=(300, 3000, 20000),
+        seeds=per_scale(2, 5, 10),
+        steps=per_scale(300, 3000, 20000),
         lr=0.01,
         n_train=512,
     )

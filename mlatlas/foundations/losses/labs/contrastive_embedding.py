@@ -11,12 +11,12 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 from torch.func import vmap
 
-from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
-from mlatlas.core.ensemble import member_outputs
+from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure, per_scale
+from mlatlas.core.ensemble import member_batches, member_outputs
 from mlatlas.core.seeding import Replicate
-from mlatlas.core.train import make_mlp
+from mlatlas.core.train import batches_for_steps, make_mlp
 from mlatlas.foundations.losses.functions import nt_xent, pairwise_distance
-from mlatlas.foundations.losses.train import load_images, member_batches
+from mlatlas.foundations.losses.train import load_images
 
 METHODS = ("triplet", "nt_xent")
 
@@ -35,7 +35,9 @@ def pair_batches(
     order = torch.argsort(y, stable=True)  # indices grouped by class
     counts = torch.bincount(y)
     starts = torch.cumsum(counts, 0) - counts
-    anchors = member_batches([len(y)] * len(reps), batch, steps, [r.rng("batches") for r in reps])
+    anchors = member_batches(
+        [batches_for_steps(len(y), batch, steps, r.rng("batches")) for r in reps]
+    )
     pair_rngs = [r.rng("pairs") for r in reps]
     pos_in_batch = torch.arange(batch)
     for a in anchors:
@@ -62,18 +64,18 @@ def contrastive_embedding(ctx: Lab) -> None:
     the fact; now both methods, fixed in advance, must each beat raw pixels, paired by seed.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(None, 10000, None),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(None, 10000, None),
         dim=16,
         hidden=[256],
-        steps=(150, 1500, 6000),
+        steps=per_scale(150, 1500, 6000),
         batch=128,
         lr=1e-3,
         margin=0.5,
         temperature=0.2,
-        seeds=(2, 5, 10),
-        n_ref=(600, 2000, 5000),
-        n_eval=(450, 2000, 10000),
+        seeds=per_scale(2, 5, 10),
+        n_ref=per_scale(600, 2000, 5000),
+        n_eval=per_scale(450, 2000, 10000),
     )
     gain = {
         m: ctx.claim(
@@ -103,7 +105,7 @@ def contrastive_embedding(ctx: Lab) -> None:
     S = len(reps)
     member_reps = [rep for _ in METHODS for rep in reps]  # (method, seed), method-major
     ens = make_ensemble(
-        lambda: make_mlp([x.shape[1], *cfg.hidden, cfg.dim]),
+        lambda _: make_mlp([x.shape[1], *cfg.hidden, cfg.dim]),
         len(member_reps),
         lambda r: member_reps[r].seed_torch("init"),  # both methods start from one init
     )

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
+from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure, per_scale
 from mlatlas.core.ensemble import member_accuracy
 from mlatlas.core.train import batches_for_steps, make_mlp
 from mlatlas.foundations.losses.train import load_images
@@ -56,16 +56,16 @@ def curriculum(ctx: Lab) -> None:
     per run. Four paired comparisons, curriculum vs random; the core Holm-corrects them.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(None, 20000, None),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(None, 20000, None),
         hidden=[128],
-        budgets=([30, 150], [100, 2000], [300, 8000]),
+        budgets=per_scale([30, 150], [100, 2000], [300, 8000]),
         batch=64,
         lr=0.05,
         noise=0.3,
         start=0.2,
-        seeds=(2, 5, 10),
-        scorer_steps=(150, 2000, 8000),
+        seeds=per_scale(2, 5, 10),
+        scorer_steps=per_scale(150, 2000, 8000),
     )
     claims = {
         (noisy, budget): ctx.claim(
@@ -119,7 +119,7 @@ def curriculum(ctx: Lab) -> None:
         for budget in cfg.budgets:
             member_reps = [rep for _ in ORDERINGS for rep in reps]
             ens = make_ensemble(
-                lambda: make_mlp(sizes),
+                lambda _: make_mlp(sizes),
                 len(member_reps),
                 lambda r, mr=member_reps: mr[r].seed_torch("init"),  # one init per seed
             )

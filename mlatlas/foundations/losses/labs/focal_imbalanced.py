@@ -7,12 +7,12 @@ import torch
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, recall_score
 from torch.func import vmap
 
-from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
-from mlatlas.core.ensemble import member_outputs
+from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure, per_scale
+from mlatlas.core.ensemble import member_batches, member_outputs
 from mlatlas.core.seeding import Replicate
-from mlatlas.core.train import make_mlp
+from mlatlas.core.train import batches_for_steps, make_mlp
 from mlatlas.foundations.losses.functions import bce_with_logits, focal_binary, log_sigmoid
-from mlatlas.foundations.losses.train import load_images, member_batches
+from mlatlas.foundations.losses.train import load_images
 
 
 def imbalanced_indices(y: np.ndarray, ratio: int, rng: np.random.Generator) -> np.ndarray:
@@ -53,16 +53,16 @@ def focal_imbalanced(ctx: Lab) -> None:
     without an interval; these are now two per-seed experiments.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
+        dataset=per_scale("digits", "mnist", "mnist"),
         n_train=None,
         positive=3,
         ratio=50,
         gammas=[0.5, 1.0, 2.0, 5.0],
         hidden=[128],
-        steps=(200, 2000, 8000),
-        batch=(128, 256, 256),
+        steps=per_scale(200, 2000, 8000),
+        batch=per_scale(128, 256, 256),
         lr=1e-3,
-        seeds=(2, 5, 10),
+        seeds=per_scale(2, 5, 10),
         easy_above=0.9,
     )
     e = cfg.easy_above
@@ -122,7 +122,7 @@ def focal_imbalanced(ctx: Lab) -> None:
     S, M = len(reps), len(names)
     member_rep = [s for _ in names for s in range(S)]  # member = (method, seed), method-major
     ens = make_ensemble(
-        lambda: make_mlp([data.x_train.shape[1], *cfg.hidden, 1]),
+        lambda _: make_mlp([data.x_train.shape[1], *cfg.hidden, 1]),
         M * S,
         lambda r: reps[member_rep[r]].seed_torch("init"),
     )
@@ -140,10 +140,10 @@ def focal_imbalanced(ctx: Lab) -> None:
 
     opt = torch.optim.Adam(ens.parameters(), lr=cfg.lr)
     batches = member_batches(
-        [train_idx.shape[1]] * (M * S),
-        cfg.batch,
-        cfg.steps,
-        [reps[s].rng("batches") for s in member_rep],
+        [
+            batches_for_steps(train_idx.shape[1], cfg.batch, cfg.steps, reps[s].rng("batches"))
+            for s in member_rep
+        ]
     )
     res = fit(
         ens,

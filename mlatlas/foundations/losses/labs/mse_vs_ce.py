@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
-from mlatlas.core.ensemble import member_accuracy
+from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure, per_scale
+from mlatlas.core.ensemble import member_accuracy, member_batches
 from mlatlas.core.seeding import fixed_rng
 from mlatlas.core.train import batches_for_steps, make_mlp
 from mlatlas.foundations.losses.functions import cross_entropy, mse
-from mlatlas.foundations.losses.train import load_images, member_batches
+from mlatlas.foundations.losses.train import load_images
 
 LOSSES = ("cross_entropy", "mse_on_softmax")
 
@@ -67,15 +67,15 @@ def mse_vs_ce(ctx: Lab) -> None:
     lr (no weight decay, no dampening).
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(None, 20000, None),
-        n_val=(300, 4000, 10000),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(None, 20000, None),
+        n_val=per_scale(300, 4000, 10000),
         hidden=[256],
-        steps=(150, 1500, 6000),
+        steps=per_scale(150, 1500, 6000),
         batch=128,
         lrs=[0.03, 0.1, 0.3, 1.0],
-        seeds=(3, 5, 10),
-        eval_every=(25, 150, 250),
+        seeds=per_scale(3, 5, 10),
+        eval_every=per_scale(25, 150, 250),
     )
     trained = ctx.claim(
         "Each at its learning rate chosen on validation data, cross-entropy ends with higher "
@@ -109,7 +109,7 @@ def mse_vs_ce(ctx: Lab) -> None:
     x_tr, y_tr = data.x_train[tr], data.y_train[tr]
     x_val, y_val = data.x_train[val], data.y_train[val]
 
-    def build() -> torch.nn.Module:
+    def build(_: int) -> torch.nn.Module:
         return make_mlp([x_tr.shape[1], *cfg.hidden, data.n_classes])
 
     def train(ens, lrs, batches, per_member, desc, **evals):
@@ -154,7 +154,12 @@ def mse_vs_ce(ctx: Lab) -> None:
     member_reps = reps * 2  # CE members, then MSE members
     ens = make_ensemble(build, 2 * S, lambda r: member_reps[r].seed_torch("init"))
     sizes = [len(x_tr)] * (2 * S)
-    batches = member_batches(sizes, cfg.batch, cfg.steps, [r.rng("batches") for r in member_reps])
+    batches = member_batches(
+        [
+            batches_for_steps(n, cfg.batch, cfg.steps, g)
+            for n, g in zip(sizes, [r.rng("batches") for r in member_reps], strict=True)
+        ]
+    )
     res = train(
         ens,
         [chosen[0]] * S + [chosen[1]] * S,

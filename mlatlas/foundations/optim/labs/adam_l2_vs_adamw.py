@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record
 from mlatlas.foundations.optim.optimizers import Adam, AdamW
 
@@ -32,11 +32,11 @@ def adam_l2_vs_adamw(ctx: Lab) -> None:
     """
     cfg = ctx.config(
         scales=[1e-3, 1e-2, 1e-1, 1.0, 10.0],
-        per_scale=(100, 1000, 10000),
-        steps=(200, 2000, 10000),
+        per_scale=per_scale(100, 1000, 10000),
+        steps=per_scale(200, 2000, 10000),
         lr=1e-3,
         weight_decay=0.5,
-        seeds=(3, 10, 20),
+        seeds=per_scale(3, 10, 20),
     )
     ctx.dataset(record("noise_gradients", scales=cfg.scales, per_scale=cfg.per_scale))
     scales = torch.tensor(cfg.scales, dtype=torch.float64).repeat_interleave(cfg.per_scale)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlatlas.core import Lab, fit, fixed_rng, lab, new_figure
+from mlatlas.core import Lab, fit, fixed_rng, lab, new_figure, per_scale
 from mlatlas.core.data import REGISTRY, load_adult, record
 from mlatlas.core.train import batches_for_steps
 from mlatlas.foundations.optim.optimizers import SGD, Adam
@@ -135,12 +135,12 @@ def adaptive_rates(ctx: Lab) -> None:
     reaches 1e-12, Adam's 1e-6 (each optimum inside its grid, see the lr_selection table).
     """
     cfg = ctx.config(
-        data=("synthetic", "adult", "adult"),
-        steps=(200, 2000, 10000),
+        data=per_scale("synthetic", "adult", "adult"),
+        steps=per_scale(200, 2000, 10000),
         batch=256,
         lrs_sgd=[10.0**k for k in range(-12, 1)],
         lrs_adam=[10.0**k for k in range(-6, 1)],
-        seeds=(3, 10, 20),
+        seeds=per_scale(3, 10, 20),
         val_frac=0.2,
     )
     if cfg.data == "adult":

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record
 from mlatlas.foundations.optim.optimizers import SGD
 
@@ -54,7 +54,9 @@ def condition_number(ctx: Lab) -> None:
     a stated tolerance), not experiments over seeds.
     """
     cfg = ctx.config(
-        kappas=([10, 100], [10, 30, 100, 300, 1000], [10, 30, 100, 300, 1000, 3000, 10000]),
+        kappas=per_scale(
+            [10, 100], [10, 30, 100, 300, 1000], [10, 30, 100, 300, 1000, 3000, 10000]
+        ),
         dim=100,
         tol=1e-8,
         max_steps=200000,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record
 
 
@@ -46,9 +46,9 @@ def convergence(ctx: Lab) -> None:
         sigma=1.0,
         etas=[0.02, 0.01],
         t0=10.0,
-        steps=(5000, 20000, 100000),
-        runs=(50, 200, 400),
-        seeds=(3, 10, 20),
+        steps=per_scale(5000, 20000, 100000),
+        runs=per_scale(50, 200, 400),
+        seeds=per_scale(3, 10, 20),
         chunk=1000,
     )
     lam_np = np.linspace(cfg.lam[0], cfg.lam[1], cfg.dim)

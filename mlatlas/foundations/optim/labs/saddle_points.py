@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record
 from mlatlas.foundations.optim.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 
@@ -59,16 +59,16 @@ def saddle_points(ctx: Lab) -> None:
     """
     cfg = ctx.config(
         lr=0.05,
-        steps=(600, 2000, 5000),
-        sigmas=(
+        steps=per_scale(600, 2000, 5000),
+        sigmas=per_scale(
             [1e-2, 1e-6],
             [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-8],
             [10.0**-k for k in range(1, 13)],
         ),
-        runs=(50, 400, 2000),
-        seeds=(3, 10, 20),
+        runs=per_scale(50, 400, 2000),
+        seeds=per_scale(3, 10, 20),
         escape_at=0.5,
-        rosenbrock_steps=(300, 3000, 10000),
+        rosenbrock_steps=per_scale(300, 3000, 10000),
     )
     ctx.dataset(record("saddle_quartic", f="x^2/2 + y^4/4 - y^2/2", start=(1.0, 0.0)))
     # 1. exact GD on the stable manifold

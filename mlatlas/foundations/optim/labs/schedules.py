@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from mlatlas.core import Ensemble, Lab, fit, fixed_rng, lab, new_figure
+from mlatlas.core import Ensemble, Lab, fit, fixed_rng, lab, new_figure, per_scale
 from mlatlas.core.data import image_classification
-from mlatlas.core.ensemble import member_accuracy
+from mlatlas.core.ensemble import ensemble_cross_entropy, member_accuracy, member_batches
 from mlatlas.core.train import batches_for_steps, make_mlp
 from mlatlas.foundations.optim.optimizers import SGD
 from mlatlas.foundations.optim.schedules import constant, one_cycle, warmup_cosine
@@ -21,21 +20,6 @@ PLANS: dict[str, Callable[[float, int], Callable[[int], float]]] = {
     "warmup_cosine": lambda peak, steps: warmup_cosine(peak, steps // 10, steps, 0.1),
     "one_cycle": lambda peak, steps: one_cycle(peak, steps),
 }
-
-
-def member_loss(x: torch.Tensor, y: torch.Tensor) -> Callable:
-    """Cross-entropy of each ensemble member on its own row of a (R, B) index batch."""
-
-    def loss_fn(ens: Ensemble, idx: torch.Tensor) -> torch.Tensor:
-        out = ens(x[idx], per_member=True)  # (R, B, classes)
-        ce = F.cross_entropy(out.flatten(0, 1), y[idx].flatten(), reduction="none")
-        return ce.view(idx.shape).mean(1)
-
-    return loss_fn
-
-
-def member_batches(streams: Sequence[Iterator[torch.Tensor]]) -> Iterator[torch.Tensor]:
-    yield from (torch.stack(rows) for rows in zip(*streams, strict=True))
 
 
 @torch.no_grad()
@@ -87,16 +71,16 @@ def schedules(ctx: Lab) -> None:
     schedule used the range test's lr untuned, with 3 seeds.) A diverged run counts as chance.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(None, 25000, None),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(None, 25000, None),
         val_frac=0.2,
         hidden=[256, 256],
         batch=128,
-        range_steps=(100, 300, 500),
+        range_steps=per_scale(100, 300, 500),
         range_lrs=[1e-4, 10.0],
         grid=[1 / 3, 1.0, 3.0, 10.0],
-        steps=(150, 1500, 6000),
-        seeds=(2, 5, 10),
+        steps=per_scale(150, 1500, 6000),
+        seeds=per_scale(2, 5, 10),
         momentum=0.9,
     )
     data = image_classification(cfg.dataset, fixed_rng("schedules data"), n_train=cfg.n_train)
@@ -106,7 +90,7 @@ def schedules(ctx: Lab) -> None:
     x_val, y_val = data.x_train[order[cut:]], data.y_train[order[cut:]]
     ctx.dataset({**data.record, "n_train": len(x_tr), "n_val": len(x_val)})
     sizes = [x_tr.shape[1], *cfg.hidden, data.n_classes]
-    loss_fn, n = member_loss(x_tr, y_tr), len(x_tr)
+    loss_fn, n = ensemble_cross_entropy(x_tr, y_tr), len(x_tr)
     reps = list(ctx.replicates(cfg.seeds))
 
     def build(key: str, members: Sequence) -> Ensemble:

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 
 from mlatlas.architectures.transformers.models import GPTConfig
-from mlatlas.architectures.transformers.train import member_batches
-from mlatlas.core import Lab, fixed_generator, lab, new_figure
+from mlatlas.core import Lab, fixed_generator, lab, new_figure, per_scale
 from mlatlas.core.data import record
+from mlatlas.core.ensemble import member_batches
 from mlatlas.paradigms.foundation_models.train import gpt_ensemble, member_scores, train_lm
 
 PLUS, EQUALS, VOCAB = 10, 11, 12
@@ -69,13 +69,13 @@ def emergence(ctx: Lab) -> None:
     """
     cfg = ctx.config(
         digits=3,
-        widths=([8, 16], [8, 16, 24, 32, 48], [8, 16, 24, 32, 48, 64, 96]),
+        widths=per_scale([8, 16], [8, 16, 24, 32, 48], [8, 16, 24, 32, 48, 64, 96]),
         layers=2,
-        steps=(40, 700, 3000),
+        steps=per_scale(40, 700, 3000),
         batch=64,
         lr=1e-2,
-        n_test=(200, 2000, 10000),
-        seeds=(2, 5, 10),
+        n_test=per_scale(200, 2000, 10000),
+        seeds=per_scale(2, 5, 10),
     )
     ctx.dataset(record("addition", digits=cfg.digits, reversed_sum=True))
     smooth = ["per-digit accuracy", "per-digit log-likelihood"]

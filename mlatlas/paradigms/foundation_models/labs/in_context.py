@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlatlas.architectures.transformers.train import member_batches
-from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure
+from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure, per_scale
 from mlatlas.core.data import record
+from mlatlas.core.ensemble import member_batches
 from mlatlas.paradigms.foundation_models.incontext import (
     BASELINES,
     InContextRegressor,
@@ -38,17 +38,17 @@ def in_context(ctx: Lab) -> None:
     much. The full scale is their setting with a tenth of their steps.
     """
     cfg = ctx.config(
-        d=(2, 4, 20),
-        n_points=(6, 12, 41),
-        n_embd=(16, 64, 256),
-        n_layer=(1, 2, 12),
-        n_head=(2, 4, 8),
-        batch=(16, 64, 64),
-        steps=(30, 1000, 50000),
-        lr=(2e-3, 2e-3, 1e-4),
+        d=per_scale(2, 4, 20),
+        n_points=per_scale(6, 12, 41),
+        n_embd=per_scale(16, 64, 256),
+        n_layer=per_scale(1, 2, 12),
+        n_head=per_scale(2, 4, 8),
+        batch=per_scale(16, 64, 64),
+        steps=per_scale(30, 1000, 50000),
+        lr=per_scale(2e-3, 2e-3, 1e-4),
         evals=5,
-        n_test=(200, 2000, 5000),
-        seeds=(2, 5, 5),
+        n_test=per_scale(200, 2000, 5000),
+        seeds=per_scale(2, 5, 5),
     )
     d, n_points = cfg.d, cfg.n_points
     k2d, khalf = min(2 * d, n_points - 1), max(1, d // 2)

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from mlatlas.architectures.transformers.models import GPTConfig
-from mlatlas.architectures.transformers.train import member_batches
-from mlatlas.core import Ensemble, Lab, fixed_generator, lab, new_figure
+from mlatlas.core import Ensemble, Lab, fixed_generator, lab, new_figure, per_scale
 from mlatlas.core.data import REGISTRY, guide_text, load_tinyshakespeare, load_wikitext2
+from mlatlas.core.ensemble import member_batches
 from mlatlas.paradigms.foundation_models.bpe import BPETokenizer, train_bpe
 from mlatlas.paradigms.foundation_models.train import gpt_ensemble, member_scores, train_lm
 
@@ -61,22 +61,22 @@ def pretrain_finetune(ctx: Lab) -> None:
     comparison holds at an equal downstream budget (200 steps), not at convergence.
     """
     cfg = ctx.config(
-        pretrain_corpus=("guide", "wikitext-2", "wikitext-2"),
-        downstream=("guide", "tinyshakespeare", "tinyshakespeare"),
+        pretrain_corpus=per_scale("guide", "wikitext-2", "wikitext-2"),
+        downstream=per_scale("guide", "tinyshakespeare", "tinyshakespeare"),
         vocab=512,
-        slice_chars=(4000, 20000, 50000),
-        block=(32, 64, 128),
+        slice_chars=per_scale(4000, 20000, 50000),
+        block=per_scale(32, 64, 128),
         n_layer=2,
         n_head=4,
-        n_embd=(32, 64, 128),
+        n_embd=per_scale(32, 64, 128),
         batch=16,
-        pretrain_steps=(20, 600, 5000),
-        finetune_steps=(20, 200, 1000),
+        pretrain_steps=per_scale(20, 600, 5000),
+        finetune_steps=per_scale(20, 200, 1000),
         lr=3e-3,
         finetune_lr=1e-3,
         evals=10,
-        eval_windows=(16, 64, 256),
-        seeds=(2, 5, 10),
+        eval_windows=per_scale(16, 64, 256),
+        seeds=per_scale(2, 5, 10),
     )
     pre_text, pre_rec = corpus_text(cfg.pretrain_corpus)
     down_text, down_rec = corpus_text(cfg.downstream)

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 
 from mlatlas.architectures.transformers.models import GPTConfig
-from mlatlas.architectures.transformers.train import member_batches
-from mlatlas.core import Lab, fixed_generator, lab, new_figure
+from mlatlas.core import Lab, fixed_generator, lab, new_figure, per_scale
 from mlatlas.core.data import record
+from mlatlas.core.ensemble import member_batches
 from mlatlas.paradigms.foundation_models.train import gpt_ensemble, member_scores, train_lm
 
 DIGITS, ARROW, SEP, NEW_SEP, PAD, TASK0 = 4, 10, 11, 12, 13, 14
@@ -100,12 +100,12 @@ def prompting(ctx: Lab) -> None:
     cfg = ctx.config(
         n_layer=2,
         n_head=4,
-        n_embd=(32, 64, 128),
-        batch=(16, 32, 64),
-        steps=(30, 800, 4000),
+        n_embd=per_scale(32, 64, 128),
+        batch=per_scale(16, 32, 64),
+        steps=per_scale(30, 800, 4000),
         lr=3e-3,
-        n_test=(200, 1000, 4000),
-        seeds=(2, 5, 10),
+        n_test=per_scale(200, 1000, 4000),
+        seeds=per_scale(2, 5, 10),
     )
     ctx.dataset(record("digit-string tasks", tasks=list(TASKS), digits=DIGITS))
     demos = ctx.claim(

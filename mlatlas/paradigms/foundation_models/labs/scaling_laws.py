@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from mlatlas.architectures.transformers.models import GPT, GPTConfig
-from mlatlas.architectures.transformers.train import member_batches
-from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure
+from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure, per_scale
 from mlatlas.core.data import char_corpus
+from mlatlas.core.ensemble import member_batches
 from mlatlas.paradigms.foundation_models.scaling import (
     CHINCHILLA,
     KAPLAN_ALPHA_N,
@@ -49,17 +49,19 @@ def scaling_laws(ctx: Lab) -> None:
     about 8x smaller trained on 8x more tokens beats the largest one.
     """
     cfg = ctx.config(
-        corpus=("guide", "tinyshakespeare", "tinyshakespeare"),
-        widths=([8, 16, 24, 32], [8, 16, 24, 32, 48, 64], [64, 96, 128, 192, 256, 384, 512]),
-        n_layer=(2, 2, 4),
+        corpus=per_scale("guide", "tinyshakespeare", "tinyshakespeare"),
+        widths=per_scale(
+            [8, 16, 24, 32], [8, 16, 24, 32, 48, 64], [64, 96, 128, 192, 256, 384, 512]
+        ),
+        n_layer=per_scale(2, 2, 4),
         n_head=4,
-        block=(32, 64, 256),
-        batch=(8, 16, 64),
-        steps=(40, 480, 20000),  # multiples of evals: the last evaluation ends training
+        block=per_scale(32, 64, 256),
+        batch=per_scale(8, 16, 64),
+        steps=per_scale(40, 480, 20000),  # multiples of evals: the last evaluation ends training
         evals=8,
-        eval_batches=(2, 8, 50),
-        lr=(3e-3, 3e-3, 1e-3),
-        seeds=(2, 5, 5),
+        eval_batches=per_scale(2, 8, 50),
+        lr=per_scale(3e-3, 3e-3, 1e-3),
+        seeds=per_scale(2, 5, 5),
     )
     corpus = char_corpus(cfg.corpus)
     ctx.dataset(corpus.record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.seeding import fixed_rng
 from mlatlas.core.train import count_params
 from mlatlas.foundations.losses.functions import cross_entropy
@@ -51,12 +51,12 @@ def fusion(ctx: Lab) -> None:
     14x14, stay near chance (0.47 to 0.61) for both at this budget.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(600, 10000, None),
-        n_test=(300, 2000, 10000),
-        seeds=(2, 5, 10),
-        steps=(20, 500, 5000),
-        batch=(32, 128, 256),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(600, 10000, None),
+        n_test=per_scale(300, 2000, 10000),
+        seeds=per_scale(2, 5, 10),
+        steps=per_scale(20, 500, 5000),
+        batch=per_scale(32, 128, 256),
         lr=2e-3,
         d=64,
         layers=2,

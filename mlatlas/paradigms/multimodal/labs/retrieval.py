@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.paradigms.multimodal.captions import (
     CLASS_WORDS,
     COLOUR_NAMES,
@@ -52,16 +52,16 @@ def retrieval(ctx: Lab) -> None:
     to the same place, retrieval should barely change.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(600, 10000, None),
-        n_test=(300, 2000, 10000),
-        galleries=(2, 10, 50),
-        seeds=(2, 5, 10),
-        steps=(20, 700, 6000),
-        batch=(32, 128, 256),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(600, 10000, None),
+        n_test=per_scale(300, 2000, 10000),
+        galleries=per_scale(2, 10, 50),
+        seeds=per_scale(2, 5, 10),
+        steps=per_scale(20, 700, 6000),
+        batch=per_scale(32, 128, 256),
         lr=4e-3,
         dim=32,
-        text_layers=(1, 1, 2),
+        text_layers=per_scale(1, 1, 2),
         image="lenet",
     )
     r1 = ctx.claim(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.paradigms.multimodal.captions import (
     CLASS_WORDS,
     COLOUR_NAMES,
@@ -56,15 +56,15 @@ def zero_shot(ctx: Lab) -> None:
     in the wrong place.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(600, 10000, None),
-        n_test=(200, 2000, 10000),
-        seeds=(2, 5, 10),
-        steps=(20, 700, 6000),
-        batch=(32, 128, 256),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(600, 10000, None),
+        n_test=per_scale(200, 2000, 10000),
+        seeds=per_scale(2, 5, 10),
+        steps=per_scale(20, 700, 6000),
+        batch=per_scale(32, 128, 256),
         lr=4e-3,
         dim=32,
-        text_layers=(1, 1, 2),
+        text_layers=per_scale(1, 1, 2),
         image="lenet",
     )
     above = ctx.claim(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
+from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure, per_scale
 from mlatlas.core.seeding import fixed_generator
 from mlatlas.core.stats import spearman
 from mlatlas.foundations.optim.schedules import warmup_cosine
@@ -49,18 +49,18 @@ def alignment_uniformity(ctx: Lab) -> None:
     (Chen et al. 2020, section 4.2), which may be why h does not follow.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(None, 10000, None),
-        n_probe=(400, 2000, 10000),
-        n_test=(None, 1000, None),
-        n_pairs=(200, 500, 2000),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(None, 10000, None),
+        n_probe=per_scale(400, 2000, 10000),
+        n_test=per_scale(None, 1000, None),
+        n_pairs=per_scale(200, 500, 2000),
         taus=[0.1, 0.3, 1.0],
-        seeds=(2, 5, 10),
-        steps=(16, 240, 5000),
-        evals=(2, 4, 10),
-        batch=(32, 64, 256),
+        seeds=per_scale(2, 5, 10),
+        steps=per_scale(16, 240, 5000),
+        evals=per_scale(2, 4, 10),
+        batch=per_scale(32, 64, 256),
         lr=1e-3,
-        vit=({"d": 32, "layers": 1}, {"d": 48, "layers": 2}, {"d": 128, "layers": 4}),
+        vit=per_scale({"d": 32, "layers": 1}, {"d": 48, "layers": 2}, {"d": 128, "layers": 4}),
     )
     rho = {
         m: ctx.claim(
@@ -88,7 +88,7 @@ def alignment_uniformity(ctx: Lab) -> None:
     S, T = len(reps), len(cfg.taus)
     members = [(tau, s) for tau in cfg.taus for s in range(S)]  # tau-major
     ens = make_ensemble(
-        lambda: build("simclr", cfg.vit),
+        lambda _: build("simclr", cfg.vit),
         len(members),
         lambda m: reps[members[m][1]].seed_torch("init"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
+from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure, per_scale
 from mlatlas.foundations.optim.schedules import warmup_cosine
 from mlatlas.paradigms.selfsupervised.augment import AUGMENTATIONS, Augment
 from mlatlas.paradigms.selfsupervised.probe import probe_accuracy
@@ -43,16 +43,16 @@ def augmentation_ablation(ctx: Lab) -> None:
     variation is partly covered by another augmentation, unlike in Chen et al.'s setting.
     """
     cfg = ctx.config(
-        dataset=("digits", "fashion-mnist", "fashion-mnist"),
-        n_train=(None, 10000, None),
-        n_probe=(None, 5000, None),
-        n_test=(None, 2000, None),
-        seeds=(2, 5, 10),
-        steps=(15, 200, 5000),
-        batch=(32, 64, 256),
+        dataset=per_scale("digits", "fashion-mnist", "fashion-mnist"),
+        n_train=per_scale(None, 10000, None),
+        n_probe=per_scale(None, 5000, None),
+        n_test=per_scale(None, 2000, None),
+        seeds=per_scale(2, 5, 10),
+        steps=per_scale(15, 200, 5000),
+        batch=per_scale(32, 64, 256),
         lr=1e-3,
         tau=0.5,
-        vit=({"d": 32, "layers": 1}, {"d": 48, "layers": 2}, {"d": 128, "layers": 4}),
+        vit=per_scale({"d": 32, "layers": 1}, {"d": 48, "layers": 2}, {"d": 128, "layers": 4}),
     )
     crop_needed = ctx.claim(
         "Leaving the random resized crop out of SimCLR lowers linear-probe accuracy",
@@ -76,7 +76,7 @@ def augmentation_ablation(ctx: Lab) -> None:
     members = [(arm, s) for arm in ARMS for s in range(S)]  # arm-major
     augments = [Augment(drop=() if arm == "all" else (arm[3:],)) for arm, _ in members]
     ens = make_ensemble(
-        lambda: build("simclr", cfg.vit),
+        lambda _: build("simclr", cfg.vit),
         len(members),
         lambda m: reps[members[m][1]].seed_torch("init"),  # every arm of a seed starts alike
     )

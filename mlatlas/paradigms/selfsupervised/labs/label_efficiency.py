@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure
+from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure, per_scale
 from mlatlas.core.ensemble import member_outputs
 from mlatlas.core.seeding import Replicate, fixed_rng
 from mlatlas.foundations.optim.schedules import warmup_cosine
@@ -54,20 +54,20 @@ def label_efficiency(ctx: Lab) -> None:
     feature; see `pretext_probe`).
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(None, 10000, None),
-        n_test=(None, 2000, None),
-        n_val=(200, 1000, 5000),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(None, 10000, None),
+        n_test=per_scale(None, 2000, None),
+        n_val=per_scale(200, 1000, 5000),
         fractions=[0.01, 0.1],
-        seeds=(2, 5, 10),
-        ssl_steps=(15, 300, 5000),
-        batch=(32, 128, 256),
-        sup_steps=(20, 300, 3000),
-        sup_batch=(32, 64, 128),
-        evals=(2, 5, 10),
+        seeds=per_scale(2, 5, 10),
+        ssl_steps=per_scale(15, 300, 5000),
+        batch=per_scale(32, 128, 256),
+        sup_steps=per_scale(20, 300, 3000),
+        sup_batch=per_scale(32, 64, 128),
+        evals=per_scale(2, 5, 10),
         lr=1e-3,
         tau=0.5,
-        vit=({"d": 32, "layers": 1}, {"d": 48, "layers": 2}, {"d": 128, "layers": 4}),
+        vit=per_scale({"d": 32, "layers": 1}, {"d": 48, "layers": 2}, {"d": 128, "layers": 4}),
     )
     low, high = (f"{100 * f:g}%" for f in cfg.fractions)
     beats = ctx.claim(
@@ -134,7 +134,7 @@ def label_efficiency(ctx: Lab) -> None:
     # from scratch: one member per (fraction, seed), each on its own labelled subset
     members = [(f, s) for f in cfg.fractions for s in range(S)]
     sup = make_ensemble(
-        lambda: build("supervised", cfg.vit, data.n_classes),
+        lambda _: build("supervised", cfg.vit, data.n_classes),
         len(members),
         lambda m: reps[members[m][1]].seed_torch("init"),
     )

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from mlatlas.core import Lab, lab, new_figure
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.paradigms.selfsupervised.probe import probe_accuracy
 from mlatlas.paradigms.selfsupervised.train import features, load, pretrain
 
@@ -41,16 +41,16 @@ def pretext_probe(ctx: Lab) -> None:
     is what this scale shows.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        n_train=(None, 10000, None),
-        n_test=(None, 5000, None),
-        n_probe=(None, 5000, None),
-        seeds=(2, 5, 10),
-        steps=(15, 300, 5000),
-        batch=(32, 128, 256),
+        dataset=per_scale("digits", "mnist", "mnist"),
+        n_train=per_scale(None, 10000, None),
+        n_test=per_scale(None, 5000, None),
+        n_probe=per_scale(None, 5000, None),
+        seeds=per_scale(2, 5, 10),
+        steps=per_scale(15, 300, 5000),
+        batch=per_scale(32, 128, 256),
         lr=1e-3,
         tau=0.5,
-        vit=({"d": 32, "layers": 1}, {"d": 48, "layers": 2}, {"d": 128, "layers": 4}),
+        vit=per_scale({"d": 32, "layers": 1}, {"d": 48, "layers": 2}, {"d": 128, "layers": 4}),
     )
     beats_random = ctx.claim(
         "Each pretext (SimCLR, rotation, MAE) teaches the encoder something a linear probe can "

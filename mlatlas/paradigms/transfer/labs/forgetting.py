@@ -6,15 +6,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, fit, lab, new_figure
+from mlatlas.core import Lab, fit, lab, new_figure, per_scale
+from mlatlas.core.ensemble import member_batches, member_cross_entropy
 from mlatlas.core.seeding import Replicate, fixed_rng
-from mlatlas.foundations.losses.train import member_batches
+from mlatlas.core.train import batches_for_steps
 from mlatlas.paradigms.transfer.data import few_shot, standardise, stats_of, task
 from mlatlas.paradigms.transfer.ewc import ewc_penalty, fisher_diagonal
 from mlatlas.paradigms.transfer.finetune import mask_members
 from mlatlas.paradigms.transfer.lora import LoRALinear, add_lora
 from mlatlas.paradigms.transfer.models import TransferMLP
-from mlatlas.paradigms.transfer.train import arms_from, head_accuracy, member_ce, pretrain
+from mlatlas.paradigms.transfer.train import arms_from, head_accuracy, pretrain
 
 
 def trains(arm: str, name: str) -> bool:
@@ -50,13 +51,13 @@ def forgetting(ctx: Lab) -> None:
     reaches 3 points less target accuracy than full fine-tuning (0.85 against 0.88).
     """
     cfg = ctx.config(
-        source_set=("digits", "mnist", "mnist"),
-        target_set=("digits", "fashion-mnist", "fashion-mnist"),
+        source_set=per_scale("digits", "mnist", "mnist"),
+        target_set=per_scale("digits", "fashion-mnist", "fashion-mnist"),
         source=[0, 1, 2, 3, 4],
-        target=([5, 6, 7, 8, 9], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]),
+        target=per_scale([5, 6, 7, 8, 9], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]),
         hidden=[256, 128, 64],
-        pretrain_steps=(150, 1500, 6000),
-        steps=(60, 600, 3000),
+        pretrain_steps=per_scale(150, 1500, 6000),
+        steps=per_scale(60, 600, 3000),
         batch=64,
         replay_batch=32,
         buffer_per_class=20,
@@ -64,9 +65,9 @@ def forgetting(ctx: Lab) -> None:
         rank=4,
         alpha=8.0,
         ewc_lambdas=[1e1, 1e2, 1e3, 1e4, 1e5],
-        fisher_examples=(100, 1000, 2000),
-        n_val=(100, 1000, 2000),
-        seeds=(2, 5, 10),
+        fisher_examples=per_scale(100, 1000, 2000),
+        n_val=per_scale(100, 1000, 2000),
+        seeds=per_scale(2, 5, 10),
     )
     drop = ctx.claim(
         "Fine-tuning on the target costs more than 5 points of source accuracy",
@@ -152,8 +153,13 @@ def forgetting(ctx: Lab) -> None:
     streams = [reps[r].rng("batches") for _, r in keys]
     replay_streams = [reps[r].rng("replay") for _, r in keys]
     batches = zip(  # one stream of (target batch, buffer batch): a resumed fit skips both
-        member_batches([len(xt)] * len(keys), cfg.batch, cfg.steps, streams),
-        member_batches([buffers.shape[1]] * len(keys), cfg.replay_batch, cfg.steps, replay_streams),
+        member_batches([batches_for_steps(len(xt), cfg.batch, cfg.steps, g) for g in streams]),
+        member_batches(
+            [
+                batches_for_steps(buffers.shape[1], cfg.replay_batch, cfg.steps, g)
+                for g in replay_streams
+            ]
+        ),
         strict=True,
     )
     cs, ct = slice(0, src.n_classes), ens.base.head(1)
@@ -163,7 +169,9 @@ def forgetting(ctx: Lab) -> None:
         bi = torch.gather(buffers, 1, local)
         z = m(torch.cat([xt[idx], xs[bi]], 1), per_member=True)
         b = idx.shape[1]
-        loss = member_ce(z[:, :b, ct], yt[idx]) + replay * member_ce(z[:, b:, cs], ys[bi])
+        loss = member_cross_entropy(z[:, :b, ct], yt[idx]) + replay * member_cross_entropy(
+            z[:, b:, cs], ys[bi]
+        )
         params = {n: ens.stacked[pos[n]] for n in trunk_names}
         return loss + lam * ewc_penalty(params, anchor, fisher, per_member=True)
 

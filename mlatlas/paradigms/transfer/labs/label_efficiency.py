@@ -6,14 +6,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, fit, lab, new_figure
+from mlatlas.core import Lab, fit, lab, new_figure, per_scale
+from mlatlas.core.ensemble import member_batches, member_cross_entropy
 from mlatlas.core.seeding import Replicate
-from mlatlas.foundations.losses.train import member_batches
+from mlatlas.core.train import batches_for_steps
 from mlatlas.paradigms.transfer.data import few_shot, standardise, stats_of, task
 from mlatlas.paradigms.transfer.finetune import mask_members
 from mlatlas.paradigms.transfer.lora import add_lora
 from mlatlas.paradigms.transfer.models import TransferMLP
-from mlatlas.paradigms.transfer.train import arms_from, head_accuracy, member_ce, pretrain
+from mlatlas.paradigms.transfer.train import arms_from, head_accuracy, pretrain
 
 ARMS = ("probe", "finetune", "lora", "scratch")
 
@@ -54,18 +55,18 @@ def label_efficiency(ctx: Lab) -> None:
     100 labels per class: adapting the features is what makes this source useful.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
+        dataset=per_scale("digits", "mnist", "mnist"),
         source=[0, 1, 2, 3, 4],
         target=[5, 6, 7, 8, 9],
         hidden=[256, 128, 64],
         shots=[1, 5, 10, 100],
-        pretrain_steps=(150, 1500, 6000),
-        steps=(40, 300, 1500),
+        pretrain_steps=per_scale(150, 1500, 6000),
+        steps=per_scale(40, 300, 1500),
         batch=64,
         lr=1e-3,
         rank=4,
         alpha=8.0,
-        seeds=(2, 5, 10),
+        seeds=per_scale(2, 5, 10),
     )
     k_lo, k_hi = min(cfg.shots), max(cfg.shots)
     beats = ctx.claim(
@@ -135,16 +136,16 @@ def label_efficiency(ctx: Lab) -> None:
         idx_table = torch.stack(shots)  # (R, 5k): member i's labelled examples
         n = idx_table.shape[1]
         batches = member_batches(
-            [n] * len(keys),
-            min(cfg.batch, n),
-            cfg.steps,
-            [reps[r].rng("batches", k) for _, r in keys],
+            [
+                batches_for_steps(n, min(cfg.batch, n), cfg.steps, reps[r].rng("batches", k))
+                for _, r in keys
+            ]
         )
         cols = ens.base.head(1)
 
         def loss_fn(m, local, idx_table=idx_table, cols=cols):
             idx = torch.gather(idx_table, 1, local)
-            return member_ce(m(xt[idx], per_member=True)[..., cols], tgt.y_train[idx])
+            return member_cross_entropy(m(xt[idx], per_member=True)[..., cols], tgt.y_train[idx])
 
         opt = torch.optim.Adam([p for p in ens.parameters() if p.requires_grad], lr=cfg.lr)
         fit(ens, opt, loss_fn, batches, cfg.steps, ctx=ctx, desc=f"k={k}", log_every=100)

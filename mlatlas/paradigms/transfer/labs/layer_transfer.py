@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlatlas.core import Lab, fit, lab, new_figure
-from mlatlas.core.ensemble import Ensemble
+from mlatlas.core import Lab, fit, lab, new_figure, per_scale
+from mlatlas.core.ensemble import Ensemble, member_batches, member_cross_entropy
 from mlatlas.core.seeding import Replicate
-from mlatlas.foundations.losses.train import member_batches
+from mlatlas.core.train import batches_for_steps
 from mlatlas.paradigms.transfer.data import standardise, stats_of, task
 from mlatlas.paradigms.transfer.finetune import layer_of, mask_members
 from mlatlas.paradigms.transfer.models import TransferMLP
-from mlatlas.paradigms.transfer.train import head_accuracy, member_ce, pretrain
+from mlatlas.paradigms.transfer.train import head_accuracy, pretrain
 
 
 @lab("transfer", insights=["Feature transferability"])
@@ -39,21 +39,21 @@ def layer_transfer(ctx: Lab) -> None:
     one point; Fashion-MNIST features transfer worse than digit features at every k.
     """
     cfg = ctx.config(
-        dataset=("digits", "mnist", "mnist"),
-        dissimilar=(
+        dataset=per_scale("digits", "mnist", "mnist"),
+        dissimilar=per_scale(
             ("digits", [0, 1, 2, 3, 4]),
             ("fashion-mnist", list(range(10))),
             ("fashion-mnist", list(range(10))),
         ),
         source=[0, 1, 2, 3, 4],
         target=[5, 6, 7, 8, 9],
-        n_target=(300, 1000, 5000),
+        n_target=per_scale(300, 1000, 5000),
         hidden=[256, 128, 64],
-        pretrain_steps=(150, 1500, 6000),
-        steps=(60, 600, 3000),
+        pretrain_steps=per_scale(150, 1500, 6000),
+        steps=per_scale(60, 600, 3000),
         batch=64,
         lr=1e-3,
-        seeds=(2, 5, 10),
+        seeds=per_scale(2, 5, 10),
     )
     L = len(cfg.hidden)
     ks = list(range(1, L + 1))
@@ -129,11 +129,11 @@ def layer_transfer(ctx: Lab) -> None:
         ens, lambda i, name: not (keys[i][0][2] and layer_of(name, layers) < keys[i][0][1])
     )
     batches = member_batches(
-        [len(xt)] * len(keys), cfg.batch, cfg.steps, [reps[r].rng("batches") for _, r in keys]
+        [batches_for_steps(len(xt), cfg.batch, cfg.steps, reps[r].rng("batches")) for _, r in keys]
     )
 
     def loss_fn(m, idx):
-        return member_ce(m(xt[idx], per_member=True), tgt.y_train[idx])
+        return member_cross_entropy(m(xt[idx], per_member=True), tgt.y_train[idx])
 
     opt = torch.optim.Adam([p for p in ens.parameters() if p.requires_grad], lr=cfg.lr)
     fit(ens, opt, loss_fn, batches, cfg.steps, ctx=ctx, desc="target", log_every=100)
