@@ -259,6 +259,34 @@ def test_gradients_accumulate_across_backward_calls_and_retain_grad():
     np.testing.assert_allclose(z.grad, 2 * z.data)
 
 
+def test_a_leaf_keeps_its_gradient_array_only_when_nothing_else_holds_it():
+    """backward adopts a gradient array as a leaf's .grad instead of copying it when no other
+    node, caller or view holds it; every shared case must still get its own array."""
+    a, b = (Tensor(np.arange(3.0) + k, requires_grad=True) for k in (1, 2))
+    (a + b).sum().backward()  # add hands the same array to both parents
+    assert a.grad is not b.grad and not np.shares_memory(a.grad, b.grad)
+    a.grad += 5  # a caller may write into its gradient: b's must not change
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+
+    seed = np.full(3, 2.0)
+    c = (a * 1.0).retain_grad()  # the intermediate keeps g; the leaf gets it too
+    d = c * 3.0
+    d.backward(seed)
+    assert not np.shares_memory(a.grad, seed) and not np.shares_memory(c.grad, seed)
+    seed[:] = -1  # the caller's array is the caller's
+    np.testing.assert_array_equal(c.grad, np.full(3, 6.0))
+
+    w = Tensor(np.ones((2, 3)), requires_grad=True)
+    v = w.reshape(6)  # reshape's gradient is a view of its output's gradient
+    (v * 2.0).sum().backward()
+    assert w.grad.base is None and w.grad.flags.owndata
+    np.testing.assert_array_equal(w.grad, np.full((2, 3), 2.0))
+
+    e = Tensor(np.ones((3, 4)), requires_grad=True)
+    (e @ Tensor(np.ones((4, 2)))).sum().backward()  # a fresh product: adopted, and correct
+    np.testing.assert_array_equal(e.grad, np.full((3, 4), 2.0))
+
+
 def test_unbroadcast():
     g = np.ones((2, 3, 4))
     assert unbroadcast(g, (3, 1)).shape == (3, 1)

@@ -146,3 +146,21 @@ def test_a_lab_that_trained_elsewhere_than_asked_says_so():
     assert device_note(torch.device("cuda"), {"cuda:0"}) is None
     assert device_note(torch.device("cpu"), {"cpu"}) is None
     assert device_note(torch.device("cuda"), set()) is None  # a lab that trains nothing
+
+
+def test_member_batches_draw_form_stacks_tuples_and_refuses_uneven_streams():
+    from mlatlas.core.ensemble import member_batches
+
+    def draw(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(4, 3, generator=g), torch.randint(0, 5, (4,), generator=g)
+
+    gens = [torch.Generator().manual_seed(s) for s in (0, 0, 1)]
+    stream = member_batches(gens, draw)
+    (x, y), (x2, _) = next(stream), next(stream)  # endless: a generator never runs out
+    assert x.shape == (3, 4, 3) and y.shape == (3, 4) and y.dtype == torch.int64
+    assert torch.equal(x[0], x[1]) and not torch.equal(x[0], x[2])
+    ref = torch.Generator().manual_seed(1)
+    assert torch.equal(x[2], draw(ref)[0]) and torch.equal(x2[2], draw(ref)[0])
+
+    with pytest.raises(ValueError, match="member 1's batches ended before member 0's"):
+        list(member_batches([iter(range(3)), iter(range(2))], lambda it: torch.tensor(next(it))))

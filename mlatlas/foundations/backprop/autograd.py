@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -32,6 +33,16 @@ from typing import Any
 import numpy as np
 
 _GRAD_ENABLED = True
+
+
+def _sole_reference_count() -> int:
+    """What `sys.getrefcount` says of an array held by one local variable only (it differs
+    between Python versions, so it is measured, in the same pattern `backward` uses)."""
+    probe = np.empty(1)
+    return sys.getrefcount(probe)
+
+
+_SOLE_REFERENCE = _sole_reference_count()
 
 
 @contextmanager
@@ -362,8 +373,14 @@ class Tensor:
             _, node = heapq.heappop(heap)
             g = grads.pop(node)
             if node._backward is None or node._retain:
-                # a copy, because g may be shared with other nodes or the caller
-                node.grad = g.copy() if node.grad is None else node.grad + g
+                if node.grad is not None:
+                    node.grad = node.grad + g
+                elif g.base is None and sys.getrefcount(g) == _SOLE_REFERENCE:
+                    # Nothing else holds g (no other node, no caller, no view of it): keep it
+                    # rather than copy it; one array fewer to allocate and free per leaf.
+                    node.grad = g
+                else:  # g is shared with other nodes or the caller, or is a view
+                    node.grad = g.copy()
             if node._backward is None:  # a leaf
                 continue
             for parent, pg in zip(node._parents, node._backward(g), strict=True):

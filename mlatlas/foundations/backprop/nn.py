@@ -103,6 +103,10 @@ class SGD:
         self.params = list(params)
         self.lr, self.momentum = lr, momentum
         self.velocity: list[np.ndarray | None] = [None] * len(self.params)
+        # lr * d is written into an array kept between steps: no temporary the size of the
+        # parameter is allocated and freed per step (freed memory that glibc hands back to the
+        # OS costs page faults on the next step)
+        self._scaled: list[np.ndarray | None] = [None] * len(self.params)
 
     def step(self) -> None:
         with no_grad():
@@ -112,9 +116,16 @@ class SGD:
                 d = p.grad
                 if self.momentum:
                     v = self.velocity[i]
-                    d = d.copy() if v is None else self.momentum * v + d
-                    self.velocity[i] = d
-                p.data -= self.lr * d
+                    if v is None:
+                        v = self.velocity[i] = d.copy()
+                    else:  # v <- momentum v + d, in the optimizer's own array
+                        v *= self.momentum
+                        v += d
+                    d = v
+                s = self._scaled[i]
+                if s is None or s.shape != d.shape or s.dtype != d.dtype:
+                    s = self._scaled[i] = np.empty_like(d)
+                p.data -= np.multiply(d, self.lr, out=s)
 
     def zero_grad(self) -> None:
         for p in self.params:
