@@ -21,7 +21,13 @@ ours). Minor page faults per step are printed because glibc returns freed heap m
 OS (heap trimming), and a side that frees more memory per step pays page faults to get it
 back in the next.
 
-    python benchmarks/autograd_vs_torch.py [--steps 300] [--threads N] [--target 1.2]
+With `--alone` each side is instead timed in a block of steps of its own, one dtype's pair
+built at a time, as in a process that trains with one engine. How often trimming strikes
+depends on the heap's layout: a script that built one float64 pair and timed our step first
+saw 500-800 page faults per step, until a step stopped allocating and freeing a weight-sized
+array per gradient copy and per SGD update (now 0 there).
+
+    python benchmarks/autograd_vs_torch.py [--steps 300] [--threads N] [--target 1.2] [--alone]
 """
 
 from __future__ import annotations
@@ -86,29 +92,56 @@ def _faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def compare(sizes: list[int], batch: int, steps: int) -> dict[str, dict[str, float | str]]:
+def _checked_pair(sizes: list[int], batch: int, dtype: str) -> tuple[Callable[[], float], ...]:
+    step_ours, step_torch = _pair(sizes, batch, dtype)
+    first_ours, first_torch = step_ours(), step_torch()
+    if not np.isclose(first_ours, first_torch, rtol=1e-4):
+        raise RuntimeError(f"{dtype}: the two first losses differ: {first_ours}, {first_torch}")
+    return step_ours, step_torch
+
+
+def _timed(
+    key: tuple[str, str],
+    fn: Callable[[], float],
+    times: dict[tuple[str, str], list[float]],
+    faults: dict[tuple[str, str], int],
+) -> None:
+    """Run one step, adding its wall time and minor page faults to key's records."""
+    f0, t0 = _faults(), time.perf_counter()
+    fn()
+    times[key].append(time.perf_counter() - t0)
+    faults[key] += _faults() - f0
+
+
+def compare(
+    sizes: list[int], batch: int, steps: int, alone: bool = False
+) -> dict[str, dict[str, float | str]]:
     """Per dtype: median ms/step of each side, their ratio, the interquartile range of the
-    per-round ratio and the mean minor page faults per step of each side."""
-    fns: dict[tuple[str, str], Callable[[], float]] = {}
-    for dtype in DTYPES:
-        fns[dtype, "ours"], fns[dtype, "torch"] = _pair(sizes, batch, dtype)
-        first_ours, first_torch = fns[dtype, "ours"](), fns[dtype, "torch"]()
-        if not np.isclose(first_ours, first_torch, rtol=1e-4):
-            raise RuntimeError(f"{dtype}: the two first losses differ: {first_ours}, {first_torch}")
-    for _ in range(10):  # warm-up
-        for fn in fns.values():
-            fn()
-    keys = list(fns)
+    per-round ratio and the mean minor page faults per step of each side.
+
+    alone: build one dtype's pair at a time and time each side in a block of `steps` steps of
+    its own after 10 of warm-up, as a process that trains with one engine does."""
+    keys = [(dtype, side) for dtype in DTYPES for side in SIDES]
     times: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
     faults = dict.fromkeys(keys, 0)
-    order_rng = np.random.default_rng(0)
-    for _ in range(steps):
-        for i in order_rng.permutation(len(keys)):
-            key = keys[i]
-            f0, t0 = _faults(), time.perf_counter()
-            fns[key]()
-            times[key].append(time.perf_counter() - t0)
-            faults[key] += _faults() - f0
+    if alone:
+        for dtype in DTYPES:
+            for side, fn in zip(SIDES, _checked_pair(sizes, batch, dtype), strict=True):
+                for _ in range(10):
+                    fn()
+                for _ in range(steps):
+                    _timed((dtype, side), fn, times, faults)
+    else:
+        fns = {}
+        for dtype in DTYPES:
+            fns[dtype, "ours"], fns[dtype, "torch"] = _checked_pair(sizes, batch, dtype)
+        for _ in range(10):  # warm-up
+            for fn in fns.values():
+                fn()
+        order_rng = np.random.default_rng(0)
+        for _ in range(steps):
+            for i in order_rng.permutation(len(keys)):
+                _timed(keys[i], fns[keys[i]], times, faults)
     out = {}
     for dtype in DTYPES:
         ours, ref = np.array(times[dtype, "ours"]), np.array(times[dtype, "torch"])
@@ -133,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--target", type=float, default=1.2)
+    ap.add_argument("--alone", action="store_true", help="time each step function in a block")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     shapes = [(True, args.sizes, args.batch)]
@@ -147,12 +181,13 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"threads: torch {torch.get_num_threads()} (intra-op), NumPy BLAS "
             f"{', '.join(numpy_blas) or 'unknown'}; OPENBLAS_THREAD_TIMEOUT="
-            f"{os.environ['OPENBLAS_THREAD_TIMEOUT']}; {args.steps} rounds; SGD lr 0.01, "
+            f"{os.environ['OPENBLAS_THREAD_TIMEOUT']}; {args.steps} rounds"
+            f"{' (each side alone)' if args.alone else ' (interleaved)'}; SGD lr 0.01, "
             f"cross-entropy"
         )
         for judged, sizes_arg, batch in shapes:
             sizes = [int(s) for s in sizes_arg.split(",")]
-            res = compare(sizes, batch, args.steps)
+            res = compare(sizes, batch, args.steps, args.alone)
             role = f"target ours/torch <= {args.target:.2f}x" if judged else "information only"
             print(f"MLP {'-'.join(map(str, sizes))}, batch {batch} ({role})")
             for dtype, r in res.items():
