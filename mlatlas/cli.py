@@ -510,6 +510,82 @@ def _run_state(r: RunRecord) -> tuple[str, str, str]:
     return sri, f"{k['checks_passed']}/{k['checks']}", f"{r.wall_time_s:.1f}s"
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """The skewness the latest runs' claims tested, pooled, and the rule's false-support rate
+    under noise of that skewness (`mlatlas.core.calibration`)."""
+    import numpy as np
+
+    from mlatlas.core import calibration as cal
+
+    with _file_errors(args.runs, "read"):
+        runs = latest_runs(args.runs, args.scale)
+    records = [dict(c, lab=f"{r.topic}/{r.lab}") for r in runs.values() if r.ok for c in r.claims]
+    rows = cal.skew_table(records)
+    if not rows:
+        print(f"no experiment with 3 or more samples in the {args.scale} runs under {args.runs}")
+        return 0
+    print(f"{'lab':<34} {'n':>3} {'dir':>6} {'paired at 0':>11} {'aligned skew':>12}  claim")
+    for row in rows:
+        print(
+            f"{row['lab']:<34} {row['n']:>3} {row['direction']:>6} "
+            f"{'yes' if row['paired_at_zero'] else 'no':>11} {row['aligned_skewness']:>+12.2f}  "
+            f"{textwrap.shorten(row['statement'], 60)}"
+        )
+    groups = {
+        "every claim": rows,
+        "one-sample or non-zero margin": [r for r in rows if not r["paired_at_zero"]],
+    }
+    print(
+        f"\nfalse 'supported' of the rule under Gamma noise of the pooled skewness "
+        f"({args.trials} null experiments; target <= 0.05):"
+    )
+    for label, group in groups.items():
+        if len(group) < 3:
+            continue
+        est = cal.pooled_skewness((r["n"], r["aligned_skewness"]) for r in group)
+        n = int(np.median([r["n"] for r in group]))
+        skews = [est["skewness"], *est.get("interval", ())[1:]]
+        rates = [cal.false_support(cal.gamma_noise(g), n, "<", trials=args.trials) for g in skews]
+        upper = (
+            f"; at the interval's upper end {skews[1]:+.2f}: {rates[1]:.3f}"
+            if len(skews) > 1
+            else ""
+        )
+        interval = est.get("interval")
+        shown = f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else ""
+        print(
+            f"  {label}: {est['claims']} parts, mean aligned sample skewness "
+            f"{est['mean_aligned_skewness']:+.2f} -> noise skewness {est['skewness']:+.2f}{shown}; "
+            f"at n = {n}: {rates[0]:.3f}{upper}"
+        )
+    return 0
+
+
+def cmd_power(args: argparse.Namespace) -> int:
+    """Replicates each claim of a pilot run needs for 80% power (`mlatlas.core.power`)."""
+    from mlatlas.core.power import TARGET_POWER, pilot_table
+
+    with _file_errors(args.run_dir, "read"):
+        record = RunRecord.load(Path(args.run_dir))
+    rows = pilot_table(record.claims)
+    if not rows:
+        print(f"{args.run_dir}: no experiment to size")
+        return 0
+    print(
+        f"{record.topic}/{record.lab} (pilot seed {record.seed}, {record.scale}): replicates for "
+        f"{TARGET_POWER:.0%} power after Holm over {len(rows)} experiment(s)"
+    )
+    for row in rows:
+        need = row["replicates_needed"]
+        effect = "-" if row["effect"] is None else f"{row['effect']:+.3g}"
+        sd = "-" if row["sd"] is None else f"{row['sd']:.3g}"
+        print(
+            f"  {'never' if need is None else need:>5}  (pilot n {row['n_pilot']}, effect beyond "
+            f"margin {effect}, sd {sd})  {textwrap.shorten(row['statement'], 70)}"
+        )
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     with _file_errors(args.out, "read"):
         runs = list_runs(args.out, include_incomplete=True)
@@ -676,6 +752,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--topic")
     s.add_argument("--limit", type=_count, default=50)
     s.set_defaults(fn=cmd_runs)
+
+    s = sub.add_parser(
+        "calibrate", help="the skewness the claims of the latest runs met, and the rule's error"
+    )
+    s.add_argument("--runs", default="runs", help="folder of run results (default: runs)")
+    s.add_argument("--scale", choices=SCALES, default="default")
+    s.add_argument("--trials", type=_count, default=4000)
+    s.set_defaults(fn=cmd_calibrate)
+
+    s = sub.add_parser("power", help="replicates a pilot run's claims need for 80%% power")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="a pilot run (another --seed)")
+    s.set_defaults(fn=cmd_power)
 
     s = sub.add_parser("datasets", help="registered datasets and whether they are on disk")
     s.set_defaults(fn=cmd_datasets)

@@ -3,6 +3,7 @@ never here: bootstrap intervals are for describing many samples (n >= 10), not f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -40,3 +41,17 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(np.asarray(x), np.asarray(y)).statistic)
+
+
+def sample_skewness(x: Sequence[float] | np.ndarray) -> float | None:
+    """Adjusted Fisher-Pearson skewness G1 = sqrt(n(n-1)) / (n-2) * m3 / m2^(3/2), the one
+    `scipy.stats.skew(bias=False)` gives; None for n < 3 or zero spread."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.size
+    if n < 3:
+        return None
+    d = x - x.mean()
+    m2, m3 = float(np.mean(d * d)), float(np.mean(d**3))
+    if m2 <= 1e-300 or m2 <= 1e-24 * float(np.mean(x * x)):  # zero spread, up to rounding
+        return None
+    return math.sqrt(n * (n - 1)) / (n - 2) * m3 / m2**1.5
