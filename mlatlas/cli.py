@@ -531,9 +531,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             f"{'yes' if row['paired_at_zero'] else 'no':>11} {row['aligned_skewness']:>+12.2f}  "
             f"{textwrap.shorten(row['statement'], 60)}"
         )
-    groups = {
-        "every claim": rows,
-        "one-sample or non-zero margin": [r for r in rows if not r["paired_at_zero"]],
+    groups = {  # each group under the test that decides it
+        "paired at margin 0 (Student t)": [r for r in rows if r["paired_at_zero"]],
+        "one-sample or non-zero margin (skew-guarded t)": [
+            r for r in rows if not r["paired_at_zero"]
+        ],
     }
     print(
         f"\nfalse 'supported' of the rule under Gamma noise of the pooled skewness "
@@ -545,7 +547,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         est = cal.pooled_skewness((r["n"], r["aligned_skewness"]) for r in group)
         n = int(np.median([r["n"] for r in group]))
         skews = [est["skewness"], *est.get("interval", ())[1:]]
-        rates = [cal.false_support(cal.gamma_noise(g), n, "<", trials=args.trials) for g in skews]
+        guard = "guarded" in label
+        rates = [
+            cal.false_support(cal.gamma_noise(g), n, "<", trials=args.trials, guard=guard)
+            for g in skews
+        ]
         upper = (
             f"; at the interval's upper end {skews[1]:+.2f}: {rates[1]:.3f}"
             if len(skews) > 1

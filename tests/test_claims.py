@@ -40,7 +40,8 @@ def test_t_interval_matches_scipy():
 
 def test_three_verdicts():
     up, down, flat = _exp(), _exp(), _exp()
-    for i, (a, b, c) in enumerate([(1.0, -1.0, 0.3), (1.2, -1.1, -0.2), (0.9, -0.8, 0.1)]):
+    rows = [(1.0, -1.0, 0.3), (1.2, -1.1, -0.2), (0.9, -0.8, 0.1), (1.1, -0.9, -0.1)]
+    for i, (a, b, c) in enumerate(rows):
         up.add(i, a)
         down.add(i, b)
         flat.add(i, c)
@@ -201,7 +202,7 @@ def test_holm_can_turn_support_into_inconclusive():
     claims = []
     for k in range(6):
         c = _exp()
-        for i, v in enumerate([0.1, 1.0, 0.3, 0.9, 0.5]):
+        for i, v in enumerate([0.7, 1.6, 0.9, 1.5, 1.1]):  # guarded p = 0.0097 alone
             c.add(i, v + 0.0 * k)
         claims.append(c)
     alone = _decide(claims[0])[0]

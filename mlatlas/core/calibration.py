@@ -9,6 +9,12 @@ for right-skewed noise a low mean comes with a small s and `<` claims pass too o
 skewness of the tested values for a `<` claim, minus it for a `>` claim, its size for a
 `within` claim (either edge can be crossed).
 
+The core therefore decides one-sample and non-zero-margin claims with a *skew-guarded* t test
+(`claims.GUARD_SKEWNESS`): each one-sided p-value is taken under noise skewed toward that
+side's false support, at the skewness this module measured in the labs. Paired claims at
+margin 0 keep Student's t: under their null of exchangeable arms the differences are
+symmetric.
+
 Every decided experiment part records the adjusted Fisher-Pearson skewness of the values it
 tested (`skewness`, n >= 3): the per-seed values, their paired differences, or their log10.
 At n = 5 one claim's skewness says little (it cannot exceed 2.0 in size, whatever the
@@ -61,14 +67,22 @@ NULLS: dict[str, Noise] = {
 
 
 def false_support(
-    noise: Noise, n: int, direction: str, *, trials: int = 4000, seed: int = 0
+    noise: Noise,
+    n: int,
+    direction: str,
+    *,
+    trials: int = 4000,
+    seed: int = 0,
+    guard: bool = True,
 ) -> float:
     """Share of `trials` null experiments (n values, mean exactly at the margin 1.0) that the
-    core's rule (Student's t, one claim, so Holm changes nothing) calls supported."""
+    core's rule calls supported (one claim, so Holm changes nothing). guard: the skew-guarded
+    test that decides one-sample and non-zero-margin claims; False: plain Student t, which
+    decides paired claims at margin 0."""
     rng = np.random.default_rng(seed)
     hits = 0
     for _ in range(trials):
-        t = t_test(1.0 + noise(rng, n), direction, 1.0)
+        t = t_test(1.0 + noise(rng, n), direction, 1.0, guard=guard)
         hits += verdict_from(t.p_support, t.p_refute) == SUPPORTED
     return hits / trials
 
