@@ -162,3 +162,40 @@ def test_relu_nets_have_zero_curvature_and_count_pieces():
     assert abs(d2).max() == 0.0
     _, _, d2 = derivatives(mlp([1, 16, 16, 1], "tanh").double(), grid)
     assert abs(d2).min() > 0.0
+
+
+def test_derivative_checks_fail_on_a_wrong_activation():
+    """The bound checks of `saturation` differentiate the function they are given: a scaled,
+    a shifted, a non-saturating and a NaN-producing activation each fail."""
+    from mlatlas.core.claims import check_passes
+    from mlatlas.foundations.activations.labs.saturation import derivative_checks
+
+    x = torch.linspace(-10, 10, 20001, dtype=torch.float64)
+    sig = get_activation("sigmoid").f
+
+    def passes(f, peak=0.25):
+        checks = derivative_checks("sigmoid", f, peak, "1/4", x)
+        return [check_passes(c["value"], c["direction"], c["bound"]) for c in checks]
+
+    assert passes(sig) == [True, True, True]
+    assert passes(get_activation("tanh").f, 1.0) == [True, True, True]
+    assert passes(lambda z: 2 * sig(z)) == [False, True, True]  # peak 1/2, not 1/4
+    assert passes(lambda z: sig(z - 0.01)) == [True, False, True]  # peak at 0.01 = 10 spacings
+    assert passes(get_activation("softplus").f) == [False, False, False]  # never saturates
+    assert passes(lambda z: sig(z) + 0 * z.sqrt()) == [False, False, False]  # NaN for z < 0
+
+
+def test_saturated_share_of_a_diverged_net_is_a_failure():
+    from mlatlas.foundations.activations.labs.saturation import saturated_share
+
+    torch.manual_seed(0)
+    act = get_activation("sigmoid")
+    model = mlp([3, 4, 4, 2], "sigmoid").double()
+    probe = torch.randn(20, 3, dtype=torch.float64)
+    with torch.no_grad():
+        model[0].bias[:2] = 100.0  # two of four first-layer units saturated on every input
+    assert saturated_share(model, probe, act, 0.025) >= 0.25
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")
+    share = saturated_share(model, probe, act, 0.025)
+    assert share != share  # NaN, not "not saturated"

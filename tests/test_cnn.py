@@ -1,5 +1,7 @@
 """im2col convolution and pooling equal torch (values and gradients, float64, 1e-10); the
-receptive-field calculator equals the empirical field; models run with either kernel; the
+receptive-field calculator equals the empirical field, and the gradient-support fields
+measured on a VGG's own weights (the lab's checks fail on a wrong formula, on 1x1 convolutions
+that never widen the field, and on NaN weights); models run with either kernel; the
 topic's data and training helpers (shift, equal-size MLP, batched ensemble = separate runs);
 the fast MNIST recipe (FastCNN shapes, its schedule == torch's OneCycleLR, it learns)."""
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import assume, given, settings
@@ -27,9 +30,13 @@ from mlatlas.architectures.cnn.models import CifarResNet, LeNet5, VGGSmall
 from mlatlas.architectures.cnn.receptive import (
     empirical_receptive_field,
     geometry_of,
+    gradient_fields,
+    largest_mismatch,
     receptive_fields,
+    smallest_growth,
 )
 from mlatlas.architectures.cnn.train import equal_params_mlp, train_classifier, train_ensemble
+from mlatlas.core.claims import check_passes
 from mlatlas.core.seeding import fixed_rng
 from mlatlas.core.train import count_params
 
@@ -120,6 +127,58 @@ def test_receptive_field_calculator_equals_empirical(layers):
     field = receptive_fields(geometry_of(model))[-1]
     size = 4 * field.size + 8 * field.jump + 16  # large enough that the field is not clipped
     assert empirical_receptive_field(model, size) == (field.size, field.size)
+
+
+def _vgg_layers(model: VGGSmall) -> list[torch.nn.Module]:
+    return [m for stage in model.stages for m in stage]
+
+
+def test_gradient_fields_of_a_vgg_equal_the_calculator_and_grow():
+    """The two receptive-field checks of the hierarchical_features lab pass on a VGG."""
+    torch.manual_seed(0)
+    model = VGGSmall((8, 8, 8))
+    canvases = torch.rand(16, 1, 96, 96, generator=torch.Generator().manual_seed(1))
+    measured = gradient_fields(_vgg_layers(model), canvases)
+    fields = [f.size for f in receptive_fields(geometry_of(model))]
+    assert fields == [3, 5, 6, 10, 14, 16, 24, 32, 36]
+    assert check_passes(largest_mismatch(measured, fields), "<=", 0)
+    assert check_passes(smallest_growth([h for h, _ in measured]), ">", 0)
+
+
+def test_receptive_field_checks_fail_on_a_wrong_formula_and_a_net_that_does_not_grow():
+    torch.manual_seed(0)
+    model = VGGSmall((8, 8, 8))
+    canvases = torch.rand(16, 1, 96, 96, generator=torch.Generator().manual_seed(1))
+    measured = gradient_fields(_vgg_layers(model), canvases)
+    # a calculator that forgets the jump: r_out = r_in + (k - 1) d
+    wrong, size = [], 1
+    for g in geometry_of(model):
+        size += (g.kernel - 1) * g.dilation
+        wrong.append(size)
+    assert not check_passes(largest_mismatch(measured, wrong), "<=", 0)
+    # 1x1 convolutions never widen the field: the growth check fails on the measurement
+    flat = [torch.nn.Conv2d(1, 4, 1), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 1)]
+    still = gradient_fields(flat, canvases)
+    assert still == [(1.0, 1.0), (1.0, 1.0)]
+    assert not check_passes(smallest_growth([h for h, _ in still]), ">", 0)
+    assert check_passes(largest_mismatch(still, [1, 1]), "<=", 0)  # the formula agrees
+    # a diverged net (NaN weights) fails both
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.stages[0][0].weight.fill_(float("nan"))
+    nan = gradient_fields(_vgg_layers(broken), canvases)
+    assert not check_passes(
+        largest_mismatch(nan, [f.size for f in receptive_fields(geometry_of(model))]), "<=", 0
+    )
+    assert not check_passes(smallest_growth([h for h, _ in nan]), ">", 0)
+
+
+def test_gradient_fields_refuse_a_canvas_that_clips_the_field():
+    torch.manual_seed(0)
+    model = VGGSmall((8, 8, 8))  # its last field is 36 px: a 24 px canvas clips it
+    canvases = torch.rand(16, 1, 24, 24, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="canvas border"):
+        gradient_fields(_vgg_layers(model), canvases)
 
 
 def test_models_same_output_with_either_kernel():

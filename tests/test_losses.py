@@ -263,3 +263,16 @@ def test_contrastive_pairs_and_curriculum_pacing():
     assert set(first[0].tolist()) <= set(order[:20].tolist())  # the easiest 20% at step 0
     batches = list(paced_batches([order, None], gens, 100, 10, 40, 0.2))
     assert len(batches) == 40
+
+
+def test_scorer_rank_agreement_is_one_for_alike_scorers_and_minus_one_for_reversed():
+    """Spearman correlation of the per-example losses of each pair of seeds' scorers: two
+    scorers that rank examples alike (one scaled) give 1, a reversed ranking gives -1."""
+    from mlatlas.foundations.losses.labs.curriculum import scorer_rank_agreement
+
+    a = torch.arange(1.0, 31.0, dtype=torch.float64)
+    y = torch.zeros(30, dtype=torch.long)  # loss softplus(-a): decreasing in a
+    logits = lambda s: torch.stack([s, torch.zeros_like(s)], 1)  # noqa: E731
+    same = torch.stack([logits(a), logits(2 * a)])
+    assert abs(scorer_rank_agreement(same, y) - 1) < 1e-12
+    assert abs(scorer_rank_agreement(torch.stack([logits(a), logits(-a)]), y) + 1) < 1e-12

@@ -275,3 +275,58 @@ def test_image_encoders_map_a_canvas_to_the_shared_dimension(kind):
     assert enc(torch.rand(3, 3, 2 * CELL, 2 * CELL)).shape == (3, 12)
     with pytest.raises(ValueError):
         image_encoder("resnet", 12)
+
+
+# -- the CLIPs the caption labs share (multimodal.shared) ---------------------------------
+def test_labs_give_the_same_claims_with_trained_or_loaded_clips(tmp_path):
+    """zero_shot then retrieval into one run tree (retrieval loads the CLIPs zero_shot
+    trained) against retrieval alone in another (it trains them): the same claims."""
+    from mlatlas.core.runner import get_lab, run_lab
+
+    shared_tree, alone = tmp_path / "shared", tmp_path / "alone"
+    first = run_lab(get_lab("multimodal", "zero_shot"), scale="smoke", seed=0, out=shared_tree)
+    loaded = run_lab(get_lab("multimodal", "retrieval"), scale="smoke", seed=0, out=shared_tree)
+    trained = run_lab(get_lab("multimodal", "retrieval"), scale="smoke", seed=0, out=alone)
+    assert first.ok and loaded.ok and trained.ok, (first.error, loaded.error, trained.error)
+    assert first.metrics["shared_models"]["status"] == "trained"
+    assert loaded.metrics["shared_models"]["status"] == "loaded"
+    assert trained.metrics["shared_models"]["status"] == "trained"
+    assert loaded.metrics["shared_models"]["key"] == trained.metrics["shared_models"]["key"]
+    assert any("share their CLIPs" in n and "loaded" in n for n in loaded.notes)
+    assert loaded.claims == trained.claims
+    assert loaded.tables == trained.tables
+    entry = shared_tree / "multimodal" / "_shared"
+    assert {p.suffix for p in entry.glob("clip-*")} == {".safetensors", ".json"}
+
+
+def test_a_shared_entry_loads_only_under_its_own_key_and_intact_weights(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from mlatlas.core.checkpoint import save_checkpoint
+    from mlatlas.paradigms.multimodal.shared import (
+        key_sha,
+        load_entry,
+        shared_folder,
+        tensor_digest,
+    )
+
+    key = {"format": 1, "settings": {"steps": 20}, "replicates": [[0, 7]]}
+    weights = {"stacked.0": torch.arange(6.0).view(2, 3)}
+    stem = tmp_path / f"clip-{key_sha(key)}"
+    assert load_entry(stem, key) is None  # nothing written yet
+    record = {"key": key, "weights_sha256": tensor_digest(weights)}
+    save_checkpoint(stem, weights, record)
+    got = load_entry(stem, key)
+    assert got is not None and torch.equal(got[0]["stacked.0"], weights["stacked.0"])
+    other = {**key, "settings": {"steps": 21}}
+    assert key_sha(other) != key_sha(key)
+    assert load_entry(stem, other) is None  # another key: train, never reuse
+    tampered = load_file(str(stem.with_suffix(".safetensors")))
+    tampered["stacked.0"][0, 0] += 1
+    save_file(tampered, str(stem.with_suffix(".safetensors")))
+    assert load_entry(stem, key) is None  # weights that do not match their digest
+    stem.with_suffix(".safetensors").write_bytes(b"not safetensors")
+    assert load_entry(stem, key) is None
+    run = tmp_path / "out" / "multimodal" / "retrieval" / "20260101-smoke-s0"
+    assert shared_folder(run, "multimodal", "retrieval") == tmp_path / "out/multimodal/_shared"
+    assert shared_folder(tmp_path / "elsewhere", "multimodal", "retrieval") is None

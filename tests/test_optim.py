@@ -267,3 +267,78 @@ def test_muon_rejects_non_matrices():
         ours.Muon([torch.zeros(3, requires_grad=True)])
     with pytest.raises(ValueError, match="unknown lr rule"):
         ours.Muon([torch.zeros(3, 3, requires_grad=True)], adjust_lr_fn="nope")
+
+
+def test_expected_error_matches_a_simulation_of_noisy_sgd():
+    """The variance recursion is what SGD on the noisy quadratic does: the mean of |x_t - x*|^2
+    over 20000 simulated runs stays within 4 Monte Carlo standard errors of it, for a constant
+    and a 1/t step, at every one of 200 steps."""
+    import numpy as np
+
+    from mlatlas.foundations.optim.labs.convergence import expected_error
+
+    gen = torch.Generator().manual_seed(0)
+    lam, sigma, steps = torch.linspace(1.0, 10.0, 4, dtype=torch.float64), 0.5, 200
+    for etas in (np.full(steps, 0.05), 1 / (1.0 * (np.arange(steps) + 10.0))):
+        e = -torch.ones(20000, 4, dtype=torch.float64)  # x_0 = 0, x* = 1
+        errs = []
+        for eta in etas:
+            e -= float(eta) * (lam * e + sigma * torch.randn(e.shape, generator=gen))
+            errs.append((e**2).sum(1))
+        errs = torch.stack(errs)
+        se = errs.std(1) / 20000**0.5
+        want = torch.as_tensor(expected_error(lam.numpy(), -np.ones(4), etas, sigma)[1:])
+        assert ((errs.mean(1) - want).abs() < 4 * se).all()
+
+
+def test_quadratic_results_pass_at_the_lab_settings_and_fail_on_wrong_inputs():
+    """Each closed-form check of the convergence lab fails on an input that breaks it: too few
+    steps for the 1/t asymptote, a step near 2/L where the floor is no longer proportional to
+    eta, constant steps so small that their floors lie below the 1/t error."""
+    import numpy as np
+
+    from mlatlas.foundations.optim.labs.convergence import quadratic_results
+
+    lam = np.linspace(1.0, 10.0, 10)
+    ok = quadratic_results(lam, 1.0, [0.02, 0.01], 10.0, 5000)
+    assert ok["rate_gap"] < 0.01 and abs(ok["floor_ratio"] - 1) < 0.25 and ok["below_floor"] < 1
+    assert quadratic_results(lam, 1.0, [0.02, 0.01], 10.0, 100)["rate_gap"] > 0.01
+    assert abs(quadratic_results(lam, 1.0, [0.19, 0.01], 10.0, 5000)["floor_ratio"] - 1) > 0.25
+    assert quadratic_results(lam, 1.0, [2e-4, 1e-4], 10.0, 5000)["below_floor"] > 1
+
+
+def _checks(topic: str, name: str, tmp_path, overrides: dict) -> dict[str, dict]:
+    from mlatlas.core.runner import get_lab, run_lab
+
+    r = run_lab(get_lab(topic, name), "smoke", 0, out=tmp_path, overrides=overrides)
+    assert r.ok, r.error
+    return {c["statement"]: c for c in r.claims if c["kind"] == "check"}
+
+
+def test_convergence_checks_fail_through_the_core_on_wrong_inputs(tmp_path):
+    """The lab run with 100 steps, tiny constant steps and a one-iteration solver: the 1/t
+    asymptote, the floor ratio (floors not reached), the 1/t error below the floors and the
+    reference minimum all fail."""
+    checks = _checks(
+        "optim",
+        "convergence",
+        tmp_path,
+        {"steps": 100, "etas": [2e-4, 1e-4], "solver_iters": 1, "seeds": 2, "runs": 2},
+    )
+    assert len(checks) == 4
+    assert all(c["verdict"] == "fail" for c in checks.values()), checks
+
+
+def test_saddle_escape_check_counts_runs_that_never_escaped(tmp_path):
+    """With a 100-step budget no run with sigma = 1e-6 can escape (it needs about
+    log(1e6) / log(1.05) = 283 steps): the check on the count of never-escaped runs fails, and
+    the count is the record's metric."""
+    from mlatlas.core.record import RunRecord
+    from mlatlas.core.runner import get_lab, run_lab
+
+    over = {"steps": 100, "seeds": 2, "runs": 5, "rosenbrock_steps": 5}
+    r = run_lab(get_lab("optim", "saddle_points"), "smoke", 0, out=tmp_path, overrides=over)
+    assert r.ok, r.error
+    (check,) = [c for c in r.claims if c["kind"] == "check" and "budget" in c["statement"]]
+    assert check["verdict"] == "fail" and check["estimate"] >= 10  # the 2 x 5 runs at 1e-6
+    assert RunRecord.load(r.dir).metrics["never_escaped_runs"] == check["estimate"]

@@ -3,6 +3,9 @@ pre-activation identity path, and nets stacked as channel groups (`residual.grou
 
 from __future__ import annotations
 
+import importlib
+
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -17,6 +20,7 @@ from mlatlas.architectures.residual.blocks import (
     zero_init_residual,
 )
 from mlatlas.architectures.residual.grouped import Grouped
+from mlatlas.core.runner import get_lab, run_lab
 
 
 def test_block_shapes():
@@ -104,3 +108,71 @@ def test_grouped_nets_train_exactly_like_separate_runs():
     _check_grouped_equals_separate(lambda: CifarResNet(1, widths=(4, 4, 8), residual=True))
     _check_grouped_equals_separate(lambda: CifarResNet(1, widths=(4, 4, 8), residual=False))
     _check_grouped_equals_separate(lambda: DenseNet(growth=3, layers=(2, 2)))
+
+
+# -- the labs: what a diverged run counts as, the degradation margin, the parameter check ----
+
+FAST = {"steps": 5}  # smoke data and nets, a few steps: the labs' bookkeeping, not results
+
+
+def _run(lab_name, tmp_path, overrides=None):
+    r = run_lab(get_lab("residual", lab_name), "smoke", 0, out=tmp_path, overrides=overrides)
+    assert r.ok, r.error
+    return {c["statement"]: c for c in r.claims}
+
+
+def _claim(claims, start):
+    (c,) = [c for s, c in claims.items() if s.startswith(start)]
+    return c
+
+
+@pytest.mark.parametrize(
+    ("lab_name", "arm", "claim_start"),
+    [
+        # the arm whose failure a fixed failure value would have counted in the claim's favour
+        ("lesion", "residual 14 layers", "Removing a single block"),
+        ("degradation", "plain 20 layers", "The 20-layer plain net has higher"),
+        ("degradation", "plain 20 layers", "At 20 layers the residual net"),
+        ("densenet_vs_resnet", "resnet", "DenseNet is not less accurate"),
+    ],
+)
+def test_a_diverged_seed_leaves_the_claim_undecided(lab_name, arm, claim_start, tmp_path):
+    # seed 0 of one arm is marked diverged: the claim must count it and stay inconclusive,
+    # not decide with a stand-in value that favours it (0 accuracy lost, chance-level error)
+    module = importlib.import_module(f"mlatlas.architectures.residual.labs.{lab_name}")
+    real = module.train_group
+
+    def diverge_seed_0(*args, **kwargs):
+        group, diverged = real(*args, **kwargs)
+        if kwargs["desc"] == arm:
+            diverged = diverged.copy()
+            diverged[0] = True
+        return group, diverged
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(module, "train_group", diverge_seed_0)
+        c = _claim(_run(lab_name, tmp_path, FAST), claim_start)
+    assert "on_failure" not in c
+    assert c["n_failed"] == 1 and c["failed_ids"] == [0]
+    assert c["verdict"] == "inconclusive" and "failed" in c["reason"]
+
+
+def test_degradation_no_worse_margin_is_half_a_point(tmp_path):
+    # below the +0.60 points of plain-34 vs plain-18 (He et al. 2016, Table 2)
+    c = _claim(_run("degradation", tmp_path, FAST), "The 20-layer residual net's")
+    assert c["direction"] == "<" and c["margin"] == 0.005
+    assert "+0.5 points" in c["statement"]
+
+
+def test_densenet_parameter_check_fails_when_the_resnet_is_smaller(tmp_path):
+    # ResNet-8 at widths (8, 16, 32) has 19810 parameters, the DenseNet 19816: the check fails
+    (check,) = [
+        c
+        for c in _run("densenet_vs_resnet", tmp_path, {**FAST, "resnet_n": 1}).values()
+        if c["kind"] == "check"
+    ]
+    assert check["verdict"] == "fail" and check["estimate"] > 1
+    (check,) = [
+        c for c in _run("densenet_vs_resnet", tmp_path, FAST).values() if c["kind"] == "check"
+    ]
+    assert check["verdict"] == "pass"

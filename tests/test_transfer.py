@@ -293,3 +293,68 @@ def test_few_shot_and_blend():
     x = torch.zeros(5, 64)
     torch.testing.assert_close(blend(x, t), t)
     torch.testing.assert_close(blend(torch.ones(5, 64), t), 1 - t)
+
+
+def _scores(oracle_at_1: float, nan_at_1: bool = False):
+    """Validation means of a 2 x 2 grid: adam is better for DANN, sgd for the others."""
+    s = {}
+    for c in (0.5, 1.0):
+        for o in ("sgd", "adam"):
+            s[(c, o, "source_only")] = (0.5 if o == "sgd" else 0.4, 0.95)
+            s[(c, o, "dann")] = (0.6 if o == "adam" else 0.55, 0.9)
+            s[(c, o, "target_oracle")] = (0.9 if c == 0.5 else oracle_at_1, 0.5)
+    if nan_at_1:
+        s[(1.0, "adam", "target_oracle")] = (float("nan"), 0.5)
+    return s
+
+
+def test_choose_adaptation_takes_each_arms_best_optimizer_and_the_strongest_learnable_shift():
+    from mlatlas.paradigms.transfer.selection import choose_adaptation
+
+    grid = ((0.5, 1.0), ("sgd", "adam"), ("source_only", "dann", "target_oracle"), 0.9)
+    learnable = choose_adaptation(_scores(0.9), *grid)  # 0.9 >= 0.9 * 0.95 at contrast 1
+    assert learnable.contrast == 1.0
+    assert learnable.optimizer == {"source_only": "sgd", "dann": "adam", "target_oracle": "sgd"}
+    hard = choose_adaptation(_scores(0.5), *grid)  # the oracle cannot read contrast 1
+    assert hard.contrast == 0.5
+    assert [r["chosen"] for r in hard.rows].count(True) == 3
+    assert all(r["contrast"] == 0.5 for r in hard.rows if r["chosen"])
+    # a diverged oracle (NaN) counts 0, so a NaN never makes a grid point win
+    nan = choose_adaptation(_scores(0.95, nan_at_1=True), *grid)
+    assert nan.optimizer["target_oracle"] == "sgd" and nan.contrast == 1.0
+    assert choose_adaptation(_scores(float("nan")), *grid).contrast == 0.5
+    # the clean-source reference is the best the source-only network reads clean digits:
+    # an optimizer that undertrains it (0.3 on the source) must not make contrast 1 learnable
+    weak = _scores(0.5)
+    for c in (0.5, 1.0):
+        weak[(c, "sgd", "source_only")] = (0.5, 0.3)
+    assert choose_adaptation(weak, *grid).contrast == 0.5
+
+
+def test_domain_adaptation_never_lets_the_test_labels_choose(monkeypatch, tmp_path):
+    """Shuffling the test labels changes the test accuracies but not one validation score
+    nor the choice: the selection never reads the test split."""
+    import importlib
+
+    import numpy as np
+
+    from mlatlas.core.runner import get_lab, run_lab
+
+    module = importlib.import_module("mlatlas.paradigms.transfer.labs.domain_adaptation")
+    spec = get_lab("transfer", "domain_adaptation")
+    plain = run_lab(spec, scale="smoke", seed=0, out=tmp_path / "plain")
+    real_task = module.task
+
+    def shuffled_task(*args, **kwargs):
+        data = real_task(*args, **kwargs)
+        perm = np.random.Generator(np.random.PCG64(5)).permutation(len(data.y_test))
+        data.y_test = data.y_test[torch.as_tensor(perm)]
+        return data
+
+    monkeypatch.setattr(module, "task", shuffled_task)
+    shuffled = run_lab(spec, scale="smoke", seed=0, out=tmp_path / "shuffled")
+    assert plain.ok and shuffled.ok, (plain.error, shuffled.error)
+    assert shuffled.tables["selection"] == plain.tables["selection"]
+    for m in ("chosen_contrast", "chosen_optimizer"):
+        assert shuffled.metrics[m] == plain.metrics[m]
+    assert shuffled.tables["accuracy"] != plain.tables["accuracy"]  # the test labels were read

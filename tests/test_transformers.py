@@ -269,6 +269,63 @@ def test_order_task_labels_say_which_comes_first():
     assert 0.3 < y.float().mean() < 0.7
 
 
+def test_twin_check_of_position_matters_passes_without_positions_and_fails_with_them():
+    """The lab's check: a model that sees only the token multiset predicts alike on each
+    sequence and its 0/1-exchanged twin; one with learned positions does not; NaN fails."""
+    from mlatlas.architectures.transformers.labs.position_matters import (
+        OrderClassifier,
+        order_task,
+        swap_marks,
+        twin_disagreement,
+    )
+    from mlatlas.core.claims import check_passes
+
+    x, y = order_task(300, 10, 12, torch.Generator().manual_seed(0))
+    twin = swap_marks(x)
+    assert torch.equal(twin.sort(1).values, x.sort(1).values)  # the same multiset
+    assert torch.equal((twin == 0).long().argmax(1) < (twin == 1).long().argmax(1), y == 0)
+    torch.manual_seed(0)
+    blind = OrderClassifier(12, 16, 2, 1, "none", 10)
+    assert check_passes(twin_disagreement(blind, x), "<=", 0.0)
+    torch.manual_seed(0)
+    seeing = OrderClassifier(12, 16, 2, 1, "learned", 10)
+    with torch.no_grad():
+        seeing.encoder.pos.table.normal_()  # positions large enough to move the logits
+    assert not check_passes(twin_disagreement(seeing, x), "<=", 0.0)
+    with torch.no_grad():
+        blind.head.weight.fill_(float("nan"))
+    assert not check_passes(twin_disagreement(blind, x), "<=", 0.0)
+
+
+@pytest.mark.parametrize("d,layers,block", [(128, 2, 64), (128, 2, 256), (64, 3, 128), (32, 1, 16)])
+def test_parallelism_lstm_has_the_transformers_parameter_count(d, layers, block):
+    """The LSTM's width is solved for the layers built: counts within 3% (the lab's check),
+    the closed form equals count_params; a width solved for one layer but built into
+    `layers` fails the check when layers > 1."""
+    import math
+
+    from mlatlas.architectures.transformers.labs.parallelism import (
+        LSTMLM,
+        VOCAB,
+        lstm_params,
+        lstm_width_for,
+    )
+    from mlatlas.core.claims import check_passes
+    from mlatlas.core.train import count_params
+
+    gpt = GPT(GPTConfig(vocab=VOCAB, block_size=block, n_layer=layers, n_head=4, n_embd=d))
+    target = count_params(gpt)
+    hidden = lstm_width_for(target, d, layers)
+    lstm = LSTMLM(d, hidden, layers)
+    assert count_params(lstm) == lstm_params(d, hidden, layers)
+    assert check_passes(abs(count_params(lstm) / target - 1), "<=", 0.03)
+    one = target - VOCAB * d  # solved as if one layer were built
+    h1 = int((-(d + 2) + math.sqrt((d + 2) ** 2 + one)) / 2)
+    ratio = count_params(LSTMLM(d, h1, layers)) / target
+    if layers > 1:
+        assert not check_passes(abs(ratio - 1), "<=", 0.03)
+
+
 def _char_gpt_cfg(**kw):
     from mlatlas.architectures.transformers.train import CHAR_GPT_SETTINGS
     from mlatlas.core.lab import Config, PerScale

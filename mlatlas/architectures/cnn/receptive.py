@@ -5,13 +5,24 @@ field, j the distance in input pixels between adjacent units ("jump") and c the 
 coordinate of the first unit's centre (Araujo, Norris & Sim 2019, Distill):
 
     r_out = r_in + (k - 1) d j_in,     j_out = j_in s,     c_out = c_in + ((k - 1) d / 2 - p) j_in
+
+Measured instead, the field of a unit is the support of the gradient of its output with
+respect to the input: the pixels that can change it. `gradient_fields` measures it after every
+conv and pooling layer of a network as it stands (its own weights and max pools), so the
+formula can be compared with the network it describes.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+SPATIAL = (torch.nn.Conv2d, torch.nn.MaxPool2d, torch.nn.AvgPool2d)
 
 
 @dataclass(frozen=True)
@@ -66,8 +77,6 @@ def empirical_receptive_field(
     of the model's last feature map. Weights are set to 1 and biases to 0 so that no
     contributions cancel, and max pooling is replaced by average pooling of the same
     geometry: a max sends gradient to one input per window, but its field is the window's."""
-    import copy
-
     probe = copy.deepcopy(model).double()
     for m in list(probe.modules()):
         for child_name, child in list(m.named_children()):
@@ -85,3 +94,60 @@ def empirical_receptive_field(
     y[0, :, y.shape[2] // 2, y.shape[3] // 2].sum().backward()
     nz = torch.nonzero(x.grad[0].abs().sum(0))
     return int(nz[:, 0].max() - nz[:, 0].min() + 1), int(nz[:, 1].max() - nz[:, 1].min() + 1)
+
+
+def _extent(support: torch.Tensor, axis: int) -> int:
+    """Rows (axis 0) or columns (axis 1) from the first to the last non-zero one."""
+    idx = torch.nonzero(support.any(dim=1 - axis)).flatten()
+    return int(idx.max() - idx.min() + 1) if len(idx) else 0
+
+
+@torch.enable_grad()
+def gradient_fields(
+    layers: Sequence[torch.nn.Module], canvases: torch.Tensor
+) -> list[tuple[float, float]]:
+    """Height and width of the measured receptive field after every conv or pooling layer of
+    the chain `layers` (applied in order; other modules, such as BatchNorm and ReLU, pass
+    through), on the network's own weights, in float64.
+
+    For the layer's output, the gradient of its centre unit (summed over channels) is taken
+    with respect to each of the `canvases` (N, C, H, W); the field is the bounding box of the
+    pixels where any canvas's gradient is non-zero. Through a max pool and a ReLU the gradient
+    of one input reaches only part of the window, so the union over several inputs is what
+    covers the field. A support that touches the canvas border is clipped: ValueError (use a
+    larger canvas). A non-finite gradient (a diverged network) gives NaN."""
+    chain = [copy.deepcopy(m).double().eval() for m in layers]
+    x = canvases.detach().to(torch.float64).requires_grad_()
+    outs, h = [], x
+    for m in chain:
+        h = m(h)
+        if isinstance(m, SPATIAL):
+            outs.append(h)
+    fields = []
+    for i, out in enumerate(outs):
+        unit = out[:, :, out.shape[2] // 2, out.shape[3] // 2].sum()
+        (g,) = torch.autograd.grad(unit, x, retain_graph=i < len(outs) - 1)
+        if not torch.isfinite(g).all():
+            fields.append((math.nan, math.nan))
+            continue
+        support = (g != 0).any(dim=1).any(dim=0)  # (H, W): any channel, any canvas
+        if support[0].any() or support[-1].any() or support[:, 0].any() or support[:, -1].any():
+            raise ValueError(f"the field after layer {i} reaches the canvas border: enlarge it")
+        fields.append((float(_extent(support, 0)), float(_extent(support, 1))))
+    return fields
+
+
+def smallest_growth(sizes: Sequence[float]) -> float:
+    """The smallest increase of the field from one layer to the next, starting from the
+    single input pixel (1): > 0 iff the field grows at every layer (NaN if any is NaN)."""
+    if any(math.isnan(s) for s in sizes):
+        return math.nan
+    return min(b - a for a, b in itertools.pairwise([1.0, *sizes]))
+
+
+def largest_mismatch(measured: Sequence[tuple[float, float]], calculated: Sequence[int]) -> float:
+    """max over layers and axes of |measured - calculated| field (NaN if any is NaN)."""
+    if len(measured) != len(calculated):
+        raise ValueError(f"{len(measured)} measured layers, {len(calculated)} calculated")
+    gaps = [abs(m - c) for hw, c in zip(measured, calculated, strict=True) for m in hw]
+    return math.nan if any(math.isnan(g) for g in gaps) else max(gaps)

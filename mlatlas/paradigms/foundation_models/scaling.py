@@ -119,6 +119,17 @@ def compute_optimal(
     return n_opt, flops / n_opt
 
 
+def equal_compute_pair(n: Sequence[float], steps: int, shrink: float = 8.0) -> tuple[int, int]:
+    """An equal-compute comparison on a sweep of sizes trained for the same `steps` (the
+    same tokens per step): the index of the size nearest $N_{max}/$shrink (on the log
+    scale), and the step at which the largest model has spent that model's whole compute
+    $C = 6ND$, ``round(steps * N_small / N_max)`` (at least 1): the two computes then agree
+    up to the rounding to a whole step."""
+    x = np.asarray(n, dtype=np.float64)
+    small = int(np.argmin(np.abs(np.log(x / (x.max() / shrink)))))
+    return small, max(1, round(steps * x[small] / x.max()))
+
+
 def _linear_given_alpha(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[float, float, float]:
     """For fixed alpha, L = a N^-alpha + c is linear in (a, c): least squares in closed form.
     Returns (a, c, residual sum of squares)."""
@@ -158,6 +169,40 @@ def fit_power_law(n: Sequence[float], loss: Sequence[float]) -> PowerLawFit:
     return PowerLawFit(a, alpha, c, r_squared(y, pred), y - pred)
 
 
+def signed_exponent(n: Sequence[float], loss: Sequence[float], alpha_max: float = 4.0) -> float:
+    """The exponent of the best fit of $L = a N^{-\\alpha} + c$ with $\\alpha \\in (0,
+    \\alpha_{max}]$ and $a$ of either sign, signed by $a$: positive when the fitted curve
+    falls with N, negative when it rises, 0 when it is flat.
+
+    The family is closed under reflection ($L \\to 2c - L$ flips the sign of $a$ only), so
+    data rising in N give the negative of the exponent of their mirror image, and data with
+    no dependence on N give a sign that is as likely + as -. The profile over alpha is
+    searched on a grid (an exact linear solve per point) and refined between the grid
+    neighbours of its minimum; a fit at the grid's edge returns the edge."""
+    x = np.asarray(n, dtype=np.float64)
+    y = np.asarray(loss, dtype=np.float64)
+    if x.size < 4:
+        raise ValueError(f"a 3-parameter power law needs at least 4 points, got {x.size}")
+    xs = x / float(np.exp(np.log(x).mean()))
+    grid = np.linspace(alpha_max / 400, alpha_max, 400)
+    rss = np.array([_linear_given_alpha(xs, y, al)[2] for al in grid])
+    i = int(np.argmin(rss))
+    alpha = float(grid[i])
+    refined = optimize.minimize_scalar(
+        lambda al: _linear_given_alpha(xs, y, al)[2],
+        bounds=(float(grid[max(i - 1, 0)]), float(grid[min(i + 1, grid.size - 1)])),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
+    if refined.fun < rss[i]:
+        alpha = float(refined.x)
+    a, _, _ = _linear_given_alpha(xs, y, alpha)
+    amplitude = abs(a) * float(np.ptp(xs ** (-alpha)))  # the fitted curve's rise or fall
+    if amplitude <= 1e-12 * max(1.0, float(np.abs(y).max())):
+        return 0.0
+    return float(np.sign(a) * alpha)
+
+
 def profile_interval_alpha(
     n: Sequence[float], loss: Sequence[float], level: float = 0.95, grid_size: int = 2000
 ) -> tuple[float, float]:
@@ -178,7 +223,7 @@ def profile_interval_alpha(
     def excess(al: float) -> float:
         return _linear_given_alpha(xs, y, al)[2] - limit
 
-    lo_edge, hi_edge = 1e-6, 4.0
+    lo_edge, hi_edge = 0.0, 4.0  # at alpha = 0 the fit is the constant c (lstsq handles it)
     ends = []
     for edge in (lo_edge, hi_edge):
         grid = np.linspace(best.alpha, edge, grid_size)

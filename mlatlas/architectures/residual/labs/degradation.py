@@ -22,11 +22,25 @@ def degradation(ctx: Lab) -> None:
     same optimizer, budget and batch order; a plain and a residual net of one depth start
     from the same weights (the shortcut is the only difference). Training error is measured
     on a fixed probe of training images, per seed; the claims pair depths (or kinds) by seed.
-    A diverged run counts as chance-level error.
+
+    The no-worse margin is +0.5 points because it must stay below the gap the paper calls
+    degradation: He et al. (2016, Table 2) give top-1 ImageNet validation error 27.94% for
+    plain-18 and 28.54% for plain-34 (+0.60 points), against 27.88% and 25.03% for ResNet-18
+    and ResNet-34 (-2.85). A +2-point margin would call a residual net "no worse" while it
+    degraded more than three times as much as the paper's plain net. The paper states no
+    margin, and its setting is not ours (ImageNet, 18 vs 34 layers, 600k iterations to
+    convergence, validation error; here small greyscale images, 6n + 2 layers, a few hundred
+    SGD steps, training error on a fixed probe where one image is 1/probe): its +0.60 is the
+    yardstick the margin stays under, not a number this lab should reproduce.
+
+    A diverged run has no training error: it is counted as failed (with its seed id) and
+    the claims it enters are inconclusive. A fixed failure value such as chance-level error
+    would favour whichever claim the diverged arm stands against (a diverged deep plain net
+    would count as the degradation under test).
 
     Changed in the port: the old "no higher training error" claim was tested as "the interval
-    of the difference lies below +0.5 points"; the sentence now states its no-worse margin,
-    +2 points (the reviewer's), decided by the interval of the paired difference.
+    of the difference lies below +0.5 points"; the sentence now states that margin, decided
+    by the interval of the paired difference.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "fashion-mnist", "fashion-mnist"),
@@ -46,7 +60,6 @@ def degradation(ctx: Lab) -> None:
     ctx.note("Convolutions computed with torch kernels (proven equal to cnn.conv2d).")
     keep = fixed_rng("residual", "probe").permutation(len(data.x_train))[: cfg.probe]
     probe = data.x_train[keep], data.y_train[keep]
-    chance_error = 1 - 1 / data.n_classes
     lo_n, hi_n = cfg.ns[0], cfg.ns[-1]
     lo_d, hi_d = 6 * lo_n + 2, 6 * hi_n + 2
     what = f"training error on {len(keep)} fixed training images after {cfg.steps} SGD steps"
@@ -56,17 +69,15 @@ def degradation(ctx: Lab) -> None:
         direction=">",
         margin=0.0,
         paired=True,
-        on_failure=chance_error,
         insight="network depth vs width",
     )
     deeper_res = ctx.claim(
         f"The {hi_d}-layer residual net's training error is no higher than the {lo_d}-layer "
-        "residual net's (difference below +2 points)",
+        "residual net's (difference below +0.5 points)",
         quantity=f"{what}; a = {hi_d}-layer residual, b = {lo_d}-layer residual",
         direction="<",
-        margin=0.02,
+        margin=0.005,
         paired=True,
-        on_failure=chance_error,
         insight="Identity mappings",
     )
     res_vs_plain = ctx.claim(
@@ -75,7 +86,6 @@ def degradation(ctx: Lab) -> None:
         direction=">",
         margin=0.0,
         paired=True,
-        on_failure=chance_error,
         insight="Identity mappings",
     )
     reps = list(ctx.replicates(cfg.seeds))

@@ -3,73 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from mlatlas.architectures.transformers.models import GPTConfig
-from mlatlas.core import Lab, fixed_generator, lab, new_figure, per_scale
+from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record
 from mlatlas.core.ensemble import member_batches
+from mlatlas.paradigms.foundation_models.tasks import (
+    DIGITS,
+    EPISODE_VOCAB,
+    LENGTH,
+    TASKS,
+    episodes,
+    prompt_test_sets,
+)
 from mlatlas.paradigms.foundation_models.train import gpt_ensemble, member_scores, train_lm
-
-DIGITS, ARROW, SEP, NEW_SEP, PAD, TASK0 = 4, 10, 11, 12, 13, 14
-TASKS = ("copy", "reverse", "sort", "add one")
-VOCAB = TASK0 + len(TASKS)
-DEMO = 2 * DIGITS + 2  # x > f(x) ;
-MAX_SHOTS = 3
-LENGTH = 1 + MAX_SHOTS * DEMO + 2 * DIGITS + 1  # [task] demos query > answer
-
-
-def apply_task(task: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """f(x) for each row's task: copy, reverse, sort ascending, add one to each digit mod 10."""
-    outs = torch.stack([x, x.flip(-1), x.sort(-1).values, (x + 1) % 10])  # (4, ..., DIGITS)
-    index = task.view(1, *task.shape, *([1] * (x.dim() - task.dim()))).expand(1, *x.shape)
-    return outs.gather(0, index)[0]
-
-
-def episodes(
-    n: int,
-    gen: torch.Generator,
-    shots: int | None = None,
-    instruction: bool | None = None,
-    sep: int = SEP,
-):
-    """Sequences ``[task] x1 > f(x1) ; ... x > f(x)`` for a random task per row: the number of
-    demonstrations (0-3) and whether the task token is shown are random unless given; unused
-    slots are PAD, so the query is always at the end. Returns inputs, targets and a mask of
-    the answer positions that are scored in training (every shown answer; the query's answer
-    is the last DIGITS targets), and the tasks."""
-    task = torch.randint(0, len(TASKS), (n,), generator=gen)
-    x = torch.randint(0, 10, (n, MAX_SHOTS + 1, DIGITS), generator=gen)
-    fx = apply_task(task[:, None].expand(-1, MAX_SHOTS + 1), x)
-    arrow = torch.full((n, MAX_SHOTS + 1, 1), ARROW)
-    tail = torch.full((n, MAX_SHOTS + 1, 1), sep)
-    parts = torch.cat([x, arrow, fx, tail], -1)  # (n, 4, DEMO)
-    k = (
-        torch.randint(0, MAX_SHOTS + 1, (n,), generator=gen)
-        if shots is None
-        else torch.full((n,), shots)
-    )
-    show = (
-        torch.rand(n, generator=gen) < 0.5 if instruction is None else torch.full((n,), instruction)
-    )
-    absent = torch.arange(MAX_SHOTS)[None] < (MAX_SHOTS - k)[:, None]  # leading slots are empty
-    parts[:, :MAX_SHOTS][absent] = PAD
-    head = torch.where(show, TASK0 + task, torch.full((n,), PAD))[:, None]
-    seq = torch.cat([head, parts.flatten(1)[:, :-1]], 1)  # the query ends with its answer
-    answer = torch.zeros(MAX_SHOTS + 1, DEMO, dtype=torch.bool)
-    answer[:, DIGITS + 1 : 2 * DIGITS + 1] = True
-    mask = torch.cat([torch.zeros(1, dtype=torch.bool), answer.flatten()[:-1]])[None] & (seq != PAD)
-    return seq[:, :-1], seq[:, 1:], mask[:, 1:], task
-
-
-PROMPTS = {  # name: (shots, instruction, separator)
-    "bare query": (0, False, SEP),
-    "instruction": (0, True, SEP),
-    "1 demonstration": (1, False, SEP),
-    "3 demonstrations": (3, False, SEP),
-    "3 demos, unseen delimiter": (3, False, NEW_SEP),
-    "instruction + 3 demos": (3, True, SEP),
-}
 
 
 @lab("foundation_models", insights=["prompt engineering"])
@@ -88,7 +35,11 @@ def prompting(ctx: Lab) -> None:
     instruction each raise accuracy over the bare query, and an unfamiliar delimiter lowers
     the 3-demonstration accuracy. The model is trained with every format it is tested on
     except the unseen delimiter, so this measures what a prompt can unlock in a model, not
-    learning new formats from the prompt.
+    learning new formats from the prompt. The test queries are held out of training: a
+    training episode never contains a test query's (task, digits) pair, as its query or as a
+    demonstration (`tasks.episodes` redraws such slots; without this, most test queries would
+    occur in training, since 800 steps of 32 episodes draw about 10^5 slots from 4 x 10^4
+    pairs).
 
     At the default scale (800 steps) the model has learned to follow the task token (exact
     match 0.90 against 0.16 for the bare query) but has barely learned to infer the task from
@@ -129,18 +80,24 @@ def prompting(ctx: Lab) -> None:
         margin=0.0,
         paired=True,
     )
+    test_sets, held_out = prompt_test_sets(cfg.n_test)
+    ctx.metric("held_out_queries", len(held_out))
+    ctx.metric("held_out_share", len(held_out) / (len(TASKS) * 10**DIGITS))
     reps = list(ctx.replicates(cfg.seeds))
-    gcfg = GPTConfig(VOCAB, LENGTH - 1, cfg.n_layer, cfg.n_head, cfg.n_embd)
+    gcfg = GPTConfig(EPISODE_VOCAB, LENGTH - 1, cfg.n_layer, cfg.n_head, cfg.n_embd)
     ens = gpt_ensemble(gcfg, reps)
     gens = [rep.generator("batches") for rep in reps]
     res = train_lm(
-        ens, member_batches(gens, lambda g: episodes(cfg.batch, g)[:3]), cfg.steps, cfg.lr, ctx=ctx
+        ens,
+        member_batches(gens, lambda g: episodes(cfg.batch, g, held_out=held_out)[:3]),
+        cfg.steps,
+        cfg.lr,
+        ctx=ctx,
     )
     acc: dict[str, np.ndarray] = {}
     per_task: dict[str, np.ndarray] = {}
-    for name, (shots, instruction, sep) in PROMPTS.items():
+    for name, (x, y, _, task) in test_sets.items():
         # the same queries, tasks and demonstrations for every prompt (one fixed stream)
-        x, y, _, task = episodes(cfg.n_test, fixed_generator("prompts"), shots, instruction, sep)
         hit = member_scores(ens, x, y)[1][:, :, -DIGITS:].all(-1).double()  # (R, n)
         a = hit.mean(1).cpu().numpy()
         a[np.atleast_1d(res.diverged)] = np.nan

@@ -13,13 +13,8 @@ from mlatlas.paradigms.multimodal.captions import (
     unseen_combo,
 )
 from mlatlas.paradigms.multimodal.retrieval import zero_shot_predict
-from mlatlas.paradigms.multimodal.train import (
-    build_clip,
-    caption_data,
-    clip_embeddings,
-    eval_captions,
-    train_clip,
-)
+from mlatlas.paradigms.multimodal.shared import shared_clips
+from mlatlas.paradigms.multimodal.train import caption_data, clip_embeddings, eval_captions
 
 CLASS_ONLY = "a picture of a {cls}"
 CLASS_AND_COLOUR = "a {colour} {cls}"  # a training template
@@ -54,6 +49,10 @@ def compositional(ctx: Lab) -> None:
     trained in; joint accuracy on unseen pairs is 0.035 (chance 0.033), with the colour
     right 97 to 100% of the time. Each image-side feature is learned, but the caption
     space binds class to colour, and the combination that was never shown has no place.
+
+    The CLIPs are shared with the zero-shot and retrieval labs (same settings and seeds):
+    trained once per run tree and loaded by the others (`multimodal.shared`); the record's
+    note and the metric ``shared_models`` give the key and whether they were trained here.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),
@@ -95,13 +94,8 @@ def compositional(ctx: Lab) -> None:
         [fill(CLASS_AND_COLOUR, words[c], COLOUR_NAMES[k], "top left") for c, k in pairs]
     )
     reps = list(ctx.replicates(cfg.seeds))
-    models = []
-    for rep in reps:
-        rep.seed_torch("init")
-        models.append(build_clip(vocab, cfg.dim, cfg.image, layers=cfg.text_layers))
-    ens, res = train_clip(
-        models, reps, train.images, train.tokens, cfg.steps, cfg.batch, cfg.lr, ctx
-    )
+    # the same CLIPs as the other two caption labs: trained once per run tree, then loaded
+    ens, res = shared_clips(ctx, cfg, reps, vocab, train)
     rows = []
     heat = np.zeros((len(words), len(COLOUR_NAMES)))
     for r, rep in enumerate(reps):

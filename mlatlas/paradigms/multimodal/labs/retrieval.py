@@ -14,13 +14,8 @@ from mlatlas.paradigms.multimodal.captions import (
     fill,
 )
 from mlatlas.paradigms.multimodal.retrieval import recall_at_k
-from mlatlas.paradigms.multimodal.train import (
-    build_clip,
-    caption_data,
-    clip_embeddings,
-    eval_captions,
-    train_clip,
-)
+from mlatlas.paradigms.multimodal.shared import shared_clips
+from mlatlas.paradigms.multimodal.train import caption_data, clip_embeddings, eval_captions
 
 KS = (1, 5, 10)
 TRAIN_FULL = "a {colour} {cls} in the {pos}"  # the training template that names all three
@@ -50,6 +45,10 @@ def retrieval(ctx: Lab) -> None:
     claim compares them with the training template that names all three attributes, on the
     same images, paired by seed: if the text encoder maps a new phrasing of the same content
     to the same place, retrieval should barely change.
+
+    The CLIPs are shared with the zero-shot and compositional labs (same settings and seeds):
+    trained once per run tree and loaded by the others (`multimodal.shared`); the record's
+    note and the metric ``shared_models`` give the key and whether they were trained here.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),
@@ -94,13 +93,8 @@ def retrieval(ctx: Lab) -> None:
         ]
     )
     reps = list(ctx.replicates(cfg.seeds))
-    models = []
-    for rep in reps:
-        rep.seed_torch("init")
-        models.append(build_clip(vocab, cfg.dim, cfg.image, layers=cfg.text_layers))
-    ens, res = train_clip(
-        models, reps, train.images, train.tokens, cfg.steps, cfg.batch, cfg.lr, ctx
-    )
+    # the same CLIPs as the other two caption labs: trained once per run tree, then loaded
+    ens, res = shared_clips(ctx, cfg, reps, vocab, train)
     rows, curves = [], {}
     for r, rep in enumerate(reps):
         model = ens.member(r)

@@ -15,13 +15,8 @@ from mlatlas.paradigms.multimodal.captions import (
     fill,
 )
 from mlatlas.paradigms.multimodal.retrieval import ensemble_prompts, zero_shot_predict
-from mlatlas.paradigms.multimodal.train import (
-    build_clip,
-    caption_data,
-    clip_embeddings,
-    eval_captions,
-    train_clip,
-)
+from mlatlas.paradigms.multimodal.shared import shared_clips
+from mlatlas.paradigms.multimodal.train import caption_data, clip_embeddings, eval_captions
 
 SINGLE = "a picture of a {cls}"
 
@@ -54,6 +49,11 @@ def zero_shot(ctx: Lab) -> None:
     name a colour and a position bring their own bias: averaging them over all colours
     includes the held-out (class, colour) captions, which the compositional lab shows land
     in the wrong place.
+
+    The trained CLIPs are the ones the retrieval and compositional labs probe: one ensemble
+    per (settings, data, replicate seeds), trained by whichever of the three labs runs first
+    in a run tree and loaded by the others (`multimodal.shared`); a seed gives the same
+    numbers whether its model was trained or loaded, and the record's note says which.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),
@@ -85,13 +85,8 @@ def zero_shot(ctx: Lab) -> None:
     words = CLASS_WORDS[cfg.dataset]
     test = eval_captions(cfg.dataset, vocab, cfg.n_test, "seen", HELD_OUT_TEMPLATES)
     reps = list(ctx.replicates(cfg.seeds))
-    models = []
-    for rep in reps:
-        rep.seed_torch("init")
-        models.append(build_clip(vocab, cfg.dim, cfg.image, layers=cfg.text_layers))
-    ens, res = train_clip(
-        models, reps, train.images, train.tokens, cfg.steps, cfg.batch, cfg.lr, ctx
-    )
+    # the same CLIPs as the other two caption labs: trained once per run tree, then loaded
+    ens, res = shared_clips(ctx, cfg, reps, vocab, train)
     single = vocab.encode([fill(SINGLE, w, "red", "top left") for w in words])
     naming = [t for t in TRAIN_TEMPLATES + HELD_OUT_TEMPLATES if "{cls}" in t]
     prompts = [
