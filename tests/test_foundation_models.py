@@ -380,7 +380,7 @@ def test_gpt_ensemble_equals_separate_gpts_values_and_gradients():
 
 
 def test_addition_task_is_correct():
-    from mlatlas.paradigms.foundation_models.labs.emergence import addition
+    from mlatlas.paradigms.foundation_models.tasks import addition
 
     x, y, mask = addition(50, 3, torch.Generator().manual_seed(13))
     seq = torch.cat([x, y[:, -1:]], 1)
@@ -393,7 +393,7 @@ def test_addition_task_is_correct():
 
 
 def test_prompt_episodes_apply_the_task():
-    from mlatlas.paradigms.foundation_models.labs.prompting import (
+    from mlatlas.paradigms.foundation_models.tasks import (
         DIGITS,
         TASKS,
         apply_task,
@@ -409,3 +409,111 @@ def test_prompt_episodes_apply_the_task():
     torch.testing.assert_close(apply_task(task, query), seq[:, -DIGITS:])
     assert (seq[:, 0] - 14 == task).all() and len(TASKS) == 4
     assert (mask.sum(1) == 4 * DIGITS).all()
+
+
+# ------------------------------------------------------------------------------------------
+# the test problems of emergence and prompting are absent from their training streams
+# ------------------------------------------------------------------------------------------
+
+
+class _Configured(Exception):
+    pass
+
+
+def _lab_settings(name: str, scale: str, tmp_path):
+    """A lab's resolved settings at `scale`, read by running it up to its ctx.config."""
+    from mlatlas.core.lab import Lab
+    from mlatlas.core.runner import get_lab
+
+    class ConfigOnly(Lab):
+        def config(self, **settings):
+            raise _Configured(super().config(**settings))
+
+    spec = get_lab("foundation_models", name)
+    with pytest.raises(_Configured) as stop:
+        spec.fn(ConfigOnly(spec, scale, 0, torch.device("cpu"), tmp_path))
+    return stop.value.args[0]
+
+
+def _addition_stream_overlap(cfg, held_out, exclude: bool) -> int:
+    """Training problems of every replicate (run seed 0) whose key is held out."""
+    from mlatlas.core.seeding import replicate
+    from mlatlas.paradigms.foundation_models.tasks import addition, addition_keys
+
+    hits = 0
+    for i in range(cfg.seeds):
+        g = replicate(0, i).generator("batches")
+        for _ in range(cfg.steps):
+            x, _, _ = addition(cfg.batch, cfg.digits, g, held_out if exclude else None)
+            hits += int(torch.isin(addition_keys(x, cfg.digits), held_out).sum())
+    return hits
+
+
+@pytest.mark.parametrize("scale", ["smoke", "default"])
+def test_emergence_test_problems_are_absent_from_training(scale, tmp_path):
+    """Every training batch the lab draws (its settings at this scale, run seed 0), against
+    the test problems in both orders: no overlap. Without the exclusion there is overlap at
+    the default scale, so the intersection does detect it."""
+    from mlatlas.paradigms.foundation_models.tasks import addition_test_set, operands
+
+    cfg = _lab_settings("emergence", scale, tmp_path)
+    x_te, _, _, held_out = addition_test_set(cfg.n_test, cfg.digits)
+    a, b = operands(x_te, cfg.digits)
+    assert torch.isin(a * 10**cfg.digits + b, held_out).all()
+    assert torch.isin(b * 10**cfg.digits + a, held_out).all()
+    assert _addition_stream_overlap(cfg, held_out, exclude=True) == 0
+    if scale == "default":
+        assert _addition_stream_overlap(cfg, held_out, exclude=False) > 0
+
+
+def _episode_stream_overlap(cfg, held_out, exclude: bool) -> int:
+    """Shown slots (demonstrations and queries) of every replicate's training episodes
+    whose (task, digits) key is held out."""
+    from mlatlas.core.seeding import replicate
+    from mlatlas.paradigms.foundation_models.tasks import episodes, slot_keys
+
+    hits = 0
+    for i in range(cfg.seeds):
+        g = replicate(0, i).generator("batches")
+        for _ in range(cfg.steps):
+            x, y, _, task = episodes(cfg.batch, g, held_out=held_out if exclude else None)
+            keys, shown = slot_keys(x, y, task)
+            hits += int((torch.isin(keys, held_out) & shown).sum())
+    return hits
+
+
+@pytest.mark.parametrize("scale", ["smoke", "default"])
+def test_prompting_test_queries_are_absent_from_training(scale, tmp_path):
+    """As for addition: no training episode of the lab's stream shows a test query's
+    (task, digits) pair, as demonstration or query; without the exclusion, most would."""
+    from mlatlas.paradigms.foundation_models.tasks import DIGITS, prompt_test_sets, slot_keys
+
+    cfg = _lab_settings("prompting", scale, tmp_path)
+    sets, held_out = prompt_test_sets(cfg.n_test)
+    for x, y, _, task in sets.values():  # every prompt asks the same held-out queries
+        keys, shown = slot_keys(x, y, task)
+        assert shown[:, -1].all() and torch.isin(keys[:, -1], held_out).all()
+        torch.testing.assert_close(keys[:, -1] // 10**DIGITS, task)
+    assert _episode_stream_overlap(cfg, held_out, exclude=True) == 0
+    if scale == "default":
+        assert _episode_stream_overlap(cfg, held_out, exclude=False) > 0
+
+
+def test_slot_keys_read_the_episode_layout():
+    """Keys read back from the token sequences equal those of the digits drawn."""
+    from mlatlas.paradigms.foundation_models.tasks import (
+        DIGITS,
+        MAX_SHOTS,
+        episodes,
+        slot_keys,
+    )
+
+    x, y, _, task = episodes(32, torch.Generator().manual_seed(15), 3, False)
+    keys, shown = slot_keys(x, y, task)
+    assert shown.all() and keys.shape == (32, MAX_SHOTS + 1)
+    seq = torch.cat([x, y[:, -1:]], 1)
+    query = seq[:, -(2 * DIGITS + 1) : -(DIGITS + 1)]
+    value = (query * 10 ** torch.arange(DIGITS - 1, -1, -1)).sum(1)
+    torch.testing.assert_close(keys[:, -1], task * 10**DIGITS + value)
+    x, y, _, task = episodes(32, torch.Generator().manual_seed(15), 0, False)
+    assert not slot_keys(x, y, task)[1][:, :MAX_SHOTS].any()

@@ -16,6 +16,7 @@ from sklearn.neighbors import KNeighborsRegressor
 
 from mlatlas.architectures.transformers import GPT, GPTConfig
 from mlatlas.core import Ensemble
+from mlatlas.core.claims import Experiment, decide_lab
 from mlatlas.paradigms.foundation_models.incontext import (
     InContextRegressor,
     averaging,
@@ -28,12 +29,14 @@ from mlatlas.paradigms.foundation_models.incontext import (
 from mlatlas.paradigms.foundation_models.scaling import (
     chinchilla_law,
     compute_optimal,
+    equal_compute_pair,
     fit_chinchilla,
     fit_power_law,
     non_embedding_params,
     power_law,
     profile_interval_alpha,
     r_squared,
+    signed_exponent,
 )
 
 N = np.geomspace(5e3, 3e5, 6)
@@ -98,6 +101,73 @@ def test_profile_interval_ends_sit_on_the_f_threshold():
             lambda x, a, c, end=end: power_law(x, a, end, c), n, y, p0=[fit.a, fit.c]
         )
         assert np.sum((y - power_law(n, a_e, end, c_e)) ** 2) == pytest.approx(limit, rel=1e-6)
+
+
+def test_profile_interval_of_flat_data_reaches_zero():
+    """With no dependence on N the interval's lower end is the grid edge, 0: a statement
+    "the lower end is above 0" fails on such data."""
+    y = 2.0 + np.random.default_rng(4).normal(0, 0.01, N.size * 5)
+    lo, _ = profile_interval_alpha(np.repeat(N, 5), y)
+    assert lo == 0.0 and not lo > 0
+
+
+def test_signed_exponent_recovers_alpha_and_flips_sign_for_rising_loss():
+    """Noise-free: the exponent to 1e-6; the mirror image 2c - L (loss rising in N) gives
+    its negative; a constant gives 0."""
+    for a, alpha, c in [(30.0, 0.4, 1.8), (5.0, 1.1, 0.5), (200.0, 0.15, 2.5)]:
+        y = power_law(N, a, alpha, c)
+        assert signed_exponent(N, y) == pytest.approx(alpha, abs=1e-6)
+        assert signed_exponent(N, 2 * c - y) == pytest.approx(-alpha, abs=1e-6)
+    assert signed_exponent(N, np.full(N.size, 2.0)) == 0.0
+
+
+def _exponent_claim(per_seed_losses) -> str:
+    """The verdict of the lab's exponent claim ("> 0", margin 0) on per-seed loss curves."""
+    claim = Experiment("alpha > 0", "Scale effects", "signed exponent", ">", 0.0)
+    for seed, loss in enumerate(per_seed_losses):
+        claim.add(seed, signed_exponent(N, loss))
+    return decide_lab([claim])[0]["verdict"]
+
+
+def test_exponent_claim_is_not_supported_on_flat_or_rising_loss():
+    """Loss with no dependence on N (noise sd 0.01): in 60 experiments of 5 seeds the claim
+    is supported at most 6 times (10%; the t rule's nominal rate is 2.5%). Loss rising in N
+    as a power law: refuted. The same noise on falling loss: supported."""
+    rng = np.random.default_rng(5)
+    flat = [_exponent_claim(2.0 + rng.normal(0, 0.01, (5, N.size))) for _ in range(60)]
+    assert flat.count("supported") <= 6
+    curve = power_law(N, 30.0, 0.4, 1.8)
+    noise = rng.normal(0, 0.01, (5, N.size))
+    assert _exponent_claim(2 * 1.8 - curve + noise) == "refuted"
+    assert _exponent_claim(curve + noise) == "supported"
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    sizes=st.lists(st.floats(1e3, 1e7), min_size=2, max_size=8, unique=True),
+    steps=st.integers(8, 20000),
+)
+def test_equal_compute_pair_matches_compute_up_to_a_step(sizes, steps):
+    """6 N_max D_eq equals 6 N_small D_full up to the rounding of D_eq to a whole step."""
+    n = np.sort(np.array(sizes))
+    small, step_eq = equal_compute_pair(n, steps)
+    exact = steps * n[small] / n[-1]
+    assert small == int(np.argmin(np.abs(np.log(n / (n[-1] / 8)))))
+    assert step_eq == max(1, round(exact))
+    if exact >= 1:
+        ratio = n[-1] * step_eq / (n[small] * steps)
+        assert abs(ratio - 1) <= 0.5 / exact + 1e-12
+
+
+def test_equal_compute_pair_at_the_default_sizes_is_within_one_percent():
+    """The default sweep (widths 8-64 of a 2-layer character GPT, 480 steps): width 24 is
+    6.9x smaller than width 64, which is stopped after 70 steps, at 1.007x the compute."""
+    n = np.array(
+        [non_embedding_params(GPT(GPTConfig(65, 64, 2, 4, w))) for w in (8, 16, 24, 32, 48, 64)]
+    )
+    small, step_eq = equal_compute_pair(n, 480)
+    assert (small, step_eq) == (2, 70)
+    assert n[-1] * step_eq / (n[small] * 480) == pytest.approx(1.0, abs=0.01)
 
 
 def test_chinchilla_fit_recovers_parameters():

@@ -42,10 +42,11 @@ GPTs and compare in-context regression with those baselines.
 `tokenizers` library with the same merges, and the same compression within 1% when each
 learns its own); `mlm` builds BERT's masking, its masked-LM loss and a small BERT on topic
 7's encoder; `sampling` holds temperature, top-$k$ and top-$p$ decoding; `train` trains
-GPT replicates as one batched ensemble. The labs measure what pre-training on WikiText-2
-buys a small Shakespeare task, whether an ability looks emergent under exact match and
-smooth under per-digit scores of the same models, and how much the prompt alone changes a
-small model's accuracy.
+GPT replicates as one batched ensemble; `tasks` generates the synthetic addition and
+digit-string tasks, with their test problems held out of the training streams. The labs
+measure what pre-training on WikiText-2 buys a small Shakespeare task, whether an ability
+looks emergent under exact match and smooth under per-digit scores of the same models, and
+how much the prompt alone changes a small model's accuracy.
 """
 
 from mlatlas.paradigms.foundation_models.bpe import BPETokenizer, bytes_per_token, train_bpe

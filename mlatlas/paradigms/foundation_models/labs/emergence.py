@@ -33,8 +33,9 @@ def emergence(ctx: Lab) -> None:
     the argmax under teacher forcing") and two smooth ones (per-digit accuracy and per-digit
     log-likelihood of the right answer). The test problems are held out of training: the
     training stream redraws every problem that is a test problem in either order (a + b or
-    b + a), so no test sum is ever trained on (`tasks.addition`; without this, 4% of the
-    test problems would occur in training at the default scale and 17% at the full one).
+    b + a), so no test problem is trained on in either order (`tasks.addition`; without
+    this, 4% of the test problems would occur in a seed's training stream at the default
+    scale and 17% at the full one).
 
     The shape of a curve over the sweep is summarised per seed by its jump share: the largest
     rise between adjacent sizes over the curve's whole range. The claim, fixed before the
