@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -152,16 +153,30 @@ def test_never_active_units_and_diverged_nets():
     assert share != share and first != first  # NaN: neither dead nor alive
 
 
-def test_relu_nets_have_zero_curvature_and_count_pieces():
-    from mlatlas.foundations.activations.labs.inductive_bias import count_pieces, derivatives
+def test_shape_checks_tell_kinked_from_smooth_nets():
+    """inductive_bias's ReLU check (bent grid points <= 2 x the kink bound) fails on a smooth
+    net, and its smoothness check (kink ratio < 2) fails on a ReLU net."""
+    from mlatlas.foundations.activations.labs.inductive_bias import (
+        bent_points,
+        count_pieces,
+        kink_bound,
+        kink_ratio,
+    )
 
-    grid = torch.linspace(-2, 2, 401, dtype=torch.float64).numpy()
+    grid = np.linspace(-3, 3, 6001)
     assert count_pieces(abs(grid - 0.5), grid) == 2
+    assert kink_bound([32, 32]) == 32 + 32 * 33 and kink_bound([4]) == 4
+    most = 2 * kink_bound([16, 16])
     torch.manual_seed(0)
-    _, _, d2 = derivatives(mlp([1, 16, 16, 1], "relu").double(), grid)
-    assert abs(d2).max() == 0.0
-    _, _, d2 = derivatives(mlp([1, 16, 16, 1], "tanh").double(), grid)
-    assert abs(d2).min() > 0.0
+    relu, tanh, gelu = (mlp([1, 16, 16, 1], a).double() for a in ("relu", "tanh", "gelu"))
+    assert 0 < bent_points(relu, grid) <= most  # kinks, but few
+    assert bent_points(tanh, grid) > most and bent_points(gelu, grid) > most  # ReLU check fails
+    assert kink_ratio(tanh, grid) < 2 and kink_ratio(gelu, grid) < 2
+    assert kink_ratio(relu, grid) > 2  # the smoothness check fails on a kinked net
+    with torch.no_grad():
+        tanh[0].weight[0, 0] = float("nan")
+    assert bent_points(tanh, grid) == len(grid)  # a NaN net fails both checks
+    assert not kink_ratio(tanh, grid) < 2
 
 
 def test_derivative_checks_fail_on_a_wrong_activation():
@@ -199,3 +214,28 @@ def test_saturated_share_of_a_diverged_net_is_a_failure():
         model[2].weight[0, 0] = float("nan")
     share = saturated_share(model, probe, act, 0.025)
     assert share != share  # NaN, not "not saturated"
+
+
+def test_steps_to_target_counts_divergence_as_a_failure():
+    """training_dynamics: a diverged run's time is NaN (a failure that leaves "sigmoid is the
+    slowest" undecided), never inf (never reached: the slowest time, which would favour it)."""
+    import math
+
+    from mlatlas.core.claims import Experiment, decide_lab
+    from mlatlas.foundations.activations.labs.training_dynamics import steps_to_target
+
+    nan = math.nan
+    evals = [(10, np.array([0.5, 0.5, 0.5])), (20, np.array([0.85, 0.6, nan]))]
+    evals.append((30, np.array([0.9, 0.7, nan])))
+    hit = steps_to_target(evals, 0.8)
+    assert hit[0] == 20 and hit[1] == math.inf and math.isnan(hit[2])
+
+    def verdict(sigmoid_time):
+        c = Experiment("slowest", "i", "steps", ">", 0.0, paired=True, censor_at=1010)
+        for i in range(8):
+            c.add(i, 1010.0 if i else sigmoid_time, 400.0 + 10 * i)
+        return decide_lab([c])[0]
+
+    assert verdict(math.inf)["verdict"] == "supported"  # never reached: counted as 1010
+    diverged = verdict(nan)
+    assert diverged["verdict"] == "inconclusive" and diverged["n_failed"] == 1

@@ -67,3 +67,57 @@ def test_tent_network_is_exact():
             out = tent_network(k)(torch.tensor(grid)[:, None]).numpy()[:, 0]
         assert np.abs(out - tent_iterate(grid, k)).max() < 1e-12
         assert count_linear_pieces(out, grid) == 2**k
+
+
+def _exact_shallow_tent(k: int) -> torch.nn.Sequential:
+    """A [1, 2^k, 1] ReLU net equal to tent^k on [0, 1]: slope 2^k, then a kink of -+2^(k+1)
+    at each m / 2^k (its input is 2x - 1, as in why_depth)."""
+    n = 2**k
+    net = make_mlp([1, n, 1]).double()
+    knots = torch.arange(n, dtype=torch.float64) / n  # 0, 1/n, ... (0: the initial slope)
+    jumps = torch.tensor([n] + [(-1) ** m * 2.0 * n for m in range(1, n)], dtype=torch.float64)
+    with torch.no_grad():  # relu(x - knot) with x = (u + 1) / 2: weight 1/2, bias 1/2 - knot
+        net[0].weight.fill_(0.5)
+        net[0].bias.copy_(0.5 - knots)
+        net[2].weight.copy_(jumps[None])
+        net[2].bias.zero_()
+    return net
+
+
+def test_shallow_error_floor_bounds_every_net_and_fails_an_exact_fit():
+    """why_depth's check (every trained [1, 2k, 1] net has RMSE / std >= the computed floor)
+    passes for any 12-unit net and fails for a 64-unit net that interpolates tent^6."""
+    from mlatlas.core.claims import check_passes
+    from mlatlas.foundations.backprop.labs.why_depth import shallow_error_floor
+
+    x = np.linspace(0, 1, 4001)
+    target = tent_iterate(x, 6)
+    floor = shallow_error_floor(6, 12, x)
+    assert abs(floor - np.sqrt(1 - 12 / 32)) < 0.01  # the continuum value
+    assert abs(shallow_error_floor(4, 8, np.linspace(0, 1, 4001)) - 0.33) < 0.01
+    u = torch.tensor(2 * x - 1)[:, None]
+
+    def ratio(net):
+        with torch.no_grad():
+            return float(np.sqrt(np.mean((net(u).numpy()[:, 0] - target) ** 2)) / np.std(target))
+
+    exact = ratio(_exact_shallow_tent(6))
+    assert exact < 1e-9 and not check_passes(exact, ">=", floor)  # the check fails
+    torch.manual_seed(0)
+    for _ in range(20):  # random 12-unit nets, and the least-squares output layer for each
+        net = make_mlp([1, 12, 1]).double()
+        with torch.no_grad():
+            net[0].weight.mul_(20.0)
+            h = torch.cat([net[1](net[0](u)), torch.ones(len(x), 1, dtype=torch.float64)], 1)
+            coef = torch.linalg.lstsq(h, torch.tensor(target)[:, None]).solution
+            net[2].weight.copy_(coef[:-1].T)
+            net[2].bias.copy_(coef[-1])
+        assert check_passes(ratio(net), ">=", floor)
+
+
+def test_log_log_slope_reads_the_rate():
+    from mlatlas.foundations.backprop.labs.universal_approximation import log_log_slope
+
+    widths = [1, 2, 4, 8, 16]
+    assert np.isclose(log_log_slope(widths, [3.0 * w**-0.5 for w in widths]), -0.5)
+    assert log_log_slope(widths, [0.1 * w for w in widths]) > 0  # error growing: claim refuted

@@ -33,6 +33,11 @@ def one_hidden_layer(rep: Replicate, width: int, init: str, slope: float) -> tor
     return net
 
 
+def log_log_slope(widths: list[int], errors: list[float]) -> float:
+    """The least-squares slope of log10 error on log10 width: -a for error ~ width^-a."""
+    return float(np.polyfit(np.log10(widths), np.log10(errors), 1)[0])
+
+
 @lab("backprop", insights=["Compositional function learning"])
 def universal_approximation(ctx: Lab) -> None:
     """One hidden layer of growing width fits a 1-D function ever more closely.
@@ -47,16 +52,25 @@ def universal_approximation(ctx: Lab) -> None:
 
     Each seed draws its own training sample and initial weights; all seeds of one (init,
     width) train together as one stacked model. Both claims are tested over seeds: the
-    per-seed Spearman rho of width vs RMSE against -0.9, and the per-seed ratio RMSE(width 1)
-    / RMSE(widest) against 10 (the old verdicts used the seed-mean curve and ignored the
-    ratio's interval).
+    per-seed slope of log RMSE on log width against -1/2, and the per-seed ratio
+    RMSE(width 1) / RMSE(widest) against 10 (the old verdicts used the seed-mean curve and
+    ignored the ratio's interval).
+
+    Changed from the earlier version: the trend claim tested the per-seed Spearman rho of
+    width vs RMSE against -0.9; rho was -1 in every seed, and five samples at a bound have
+    zero spread, which the sign test cannot decide (smallest p 1/32). It now tests a
+    continuous quantity, the fitted log-log slope, against Barron's (1993) rate: n units of
+    a one-hidden-layer sigmoidal net can approximate a function with a finite first Fourier
+    moment to RMSE O(n^(-1/2)), so a slope below -0.5 says training keeps up with that
+    guarantee. Seeds went from 5 to 8 (each is one more member of the stacked models); rho
+    stays in the table.
     """
     cfg = ctx.config(
         function="wiggle",
         widths=per_scale(
             [1, 4, 16], [1, 2, 4, 8, 16, 32, 64, 128], [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
         ),
-        seeds=per_scale(2, 5, 10),
+        seeds=per_scale(2, 8, 10),
         steps=per_scale(300, 3000, 20000),
         lr=0.01,
         init_slope=10.0,
@@ -69,10 +83,12 @@ def universal_approximation(ctx: Lab) -> None:
     target_std = float(np.std(y_test))
 
     trend = ctx.claim(
-        "Test error falls as the hidden layer widens (Spearman rho of width vs RMSE < -0.9)",
-        quantity=f"per-seed Spearman rho of width {cfg.widths} vs test RMSE, spread init",
+        "Test error falls as the hidden layer widens, at least as fast as Barron's (1993) "
+        "width^(-1/2) rate (slope of log RMSE on log width < -0.5)",
+        quantity=f"per-seed least-squares slope of log10 test RMSE on log10 width over "
+        f"{cfg.widths}, spread init",
         direction="<",
-        margin=-0.9,
+        margin=-0.5,
     )
     narrow, wide = cfg.widths[0], cfg.widths[-1]
     ratio = ctx.claim(
@@ -108,11 +124,22 @@ def universal_approximation(ctx: Lab) -> None:
             curves[w] = pred[0]
         ctx.log(step=w, init=init, test_rmse=float(np.nanmean(errs[init, w])))
 
+    slopes, rhos = [], []
     for i, rep in enumerate(reps):
         per_width = [errs["spread", w][i] for w in cfg.widths]
         ok = np.all(np.isfinite(per_width))  # a diverged width makes the seed a failure
-        trend.add(rep.id, spearman(cfg.widths, per_width) if ok else np.nan)
+        slopes.append(log_log_slope(cfg.widths, per_width) if ok else np.nan)
+        rhos.append(spearman(cfg.widths, per_width) if ok else np.nan)
+        trend.add(rep.id, slopes[-1])
         ratio.add(rep.id, errs["spread", narrow][i], errs["spread", wide][i])
+    ctx.table(
+        "trend_by_seed",
+        [
+            {"seed": r.id, "log_log_slope": slopes[r.id], "spearman_rho": rho}
+            for r, rho in zip(reps, rhos, strict=True)
+        ],
+        note="spread init; slope of log10 RMSE on log10 width (Barron 1993: -0.5 or steeper)",
+    )
 
     rows = [
         {
