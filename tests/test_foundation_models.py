@@ -435,8 +435,33 @@ def _lab_settings(name: str, scale: str, tmp_path):
     return stop.value.args[0]
 
 
+class _Stream(Exception):
+    pass
+
+
+def _lab_training_stream(name: str, scale: str, tmp_path, monkeypatch):
+    """The batch stream and step count the lab itself hands to `train_lm` first (its own
+    settings at `scale`, run seed 0): the lab runs up to that call, which is intercepted."""
+    import importlib
+
+    from mlatlas.core.lab import Lab
+    from mlatlas.core.runner import get_lab
+
+    module = importlib.import_module(f"mlatlas.paradigms.foundation_models.labs.{name}")
+
+    def intercept(ens, batches, steps, *args, **kwargs):
+        raise _Stream(batches, steps)
+
+    monkeypatch.setattr(module, "train_lm", intercept)
+    spec = get_lab("foundation_models", name)
+    with pytest.raises(_Stream) as stop:
+        spec.fn(Lab(spec, scale, 0, torch.device("cpu"), tmp_path))
+    return stop.value.args
+
+
 def _addition_stream_overlap(cfg, held_out, exclude: bool) -> int:
-    """Training problems of every replicate (run seed 0) whose key is held out."""
+    """Training problems of every replicate (run seed 0) whose key is held out, drawn the
+    lab's way with or without the exclusion: the negative control of the lab's own stream."""
     from mlatlas.core.seeding import replicate
     from mlatlas.paradigms.foundation_models.tasks import addition, addition_keys
 
@@ -450,25 +475,38 @@ def _addition_stream_overlap(cfg, held_out, exclude: bool) -> int:
 
 
 @pytest.mark.parametrize("scale", ["smoke", "default"])
-def test_emergence_test_problems_are_absent_from_training(scale, tmp_path):
-    """Every training batch the lab draws (its settings at this scale, run seed 0), against
-    the test problems in both orders: no overlap. Without the exclusion there is overlap at
-    the default scale, so the intersection does detect it."""
-    from mlatlas.paradigms.foundation_models.tasks import addition_test_set, operands
+def test_emergence_test_problems_are_absent_from_training(scale, tmp_path, monkeypatch):
+    """Every training batch of the stream the lab builds (its settings at this scale, run seed
+    0, all replicates), against the test problems in both orders: no overlap. The same draws
+    without the exclusion overlap at the default scale, so the intersection does detect it."""
+    from mlatlas.paradigms.foundation_models.tasks import (
+        addition_keys,
+        addition_test_set,
+        operands,
+    )
 
     cfg = _lab_settings("emergence", scale, tmp_path)
     x_te, _, _, held_out = addition_test_set(cfg.n_test, cfg.digits)
     a, b = operands(x_te, cfg.digits)
     assert torch.isin(a * 10**cfg.digits + b, held_out).all()
     assert torch.isin(b * 10**cfg.digits + a, held_out).all()
-    assert _addition_stream_overlap(cfg, held_out, exclude=True) == 0
+    stream, steps = _lab_training_stream("emergence", scale, tmp_path, monkeypatch)
+    assert steps == cfg.steps
+    drawn = hits = 0
+    for _ in range(steps):
+        x = next(stream)[0]  # (replicates, batch, length)
+        assert x.shape[0] == cfg.seeds
+        keys = addition_keys(x.flatten(0, 1), cfg.digits)
+        drawn += keys.numel()
+        hits += int(torch.isin(keys, held_out).sum())
+    assert drawn == steps * cfg.seeds * cfg.batch and hits == 0
     if scale == "default":
         assert _addition_stream_overlap(cfg, held_out, exclude=False) > 0
 
 
 def _episode_stream_overlap(cfg, held_out, exclude: bool) -> int:
     """Shown slots (demonstrations and queries) of every replicate's training episodes
-    whose (task, digits) key is held out."""
+    whose (task, digits) key is held out, drawn with or without the exclusion."""
     from mlatlas.core.seeding import replicate
     from mlatlas.paradigms.foundation_models.tasks import episodes, slot_keys
 
@@ -483,9 +521,13 @@ def _episode_stream_overlap(cfg, held_out, exclude: bool) -> int:
 
 
 @pytest.mark.parametrize("scale", ["smoke", "default"])
-def test_prompting_test_queries_are_absent_from_training(scale, tmp_path):
-    """As for addition: no training episode of the lab's stream shows a test query's
-    (task, digits) pair, as demonstration or query; without the exclusion, most would."""
+def test_prompting_test_queries_are_absent_from_training(scale, tmp_path, monkeypatch):
+    """As for addition: no episode of the stream the lab builds shows a test query's
+    (task, digits) pair, as demonstration or query. The lab's batches drop the task ids, so
+    `episodes` is wrapped to keep them (it still draws what the lab asks for); without the
+    exclusion, most would overlap."""
+    from mlatlas.paradigms.foundation_models import tasks
+    from mlatlas.paradigms.foundation_models.labs import prompting
     from mlatlas.paradigms.foundation_models.tasks import DIGITS, prompt_test_sets, slot_keys
 
     cfg = _lab_settings("prompting", scale, tmp_path)
@@ -494,7 +536,25 @@ def test_prompting_test_queries_are_absent_from_training(scale, tmp_path):
         keys, shown = slot_keys(x, y, task)
         assert shown[:, -1].all() and torch.isin(keys[:, -1], held_out).all()
         torch.testing.assert_close(keys[:, -1] // 10**DIGITS, task)
-    assert _episode_stream_overlap(cfg, held_out, exclude=True) == 0
+    drawn_episodes = []
+
+    def recording(*args, **kwargs):
+        out = tasks.episodes(*args, **kwargs)
+        drawn_episodes.append(out)
+        return out
+
+    monkeypatch.setattr(prompting, "episodes", recording)
+    stream, steps = _lab_training_stream("prompting", scale, tmp_path, monkeypatch)
+    drawn_episodes.clear()  # the test sets are not training episodes
+    for _ in range(steps):
+        batch = next(stream)
+        assert batch[0].shape[0] == cfg.seeds
+    assert len(drawn_episodes) == steps * cfg.seeds
+    hits = 0
+    for x, y, _, task in drawn_episodes:
+        keys, shown = slot_keys(x, y, task)
+        hits += int((torch.isin(keys, held_out) & shown).sum())
+    assert hits == 0
     if scale == "default":
         assert _episode_stream_overlap(cfg, held_out, exclude=False) > 0
 

@@ -330,3 +330,24 @@ def test_a_shared_entry_loads_only_under_its_own_key_and_intact_weights(tmp_path
     run = tmp_path / "out" / "multimodal" / "retrieval" / "20260101-smoke-s0"
     assert shared_folder(run, "multimodal", "retrieval") == tmp_path / "out/multimodal/_shared"
     assert shared_folder(tmp_path / "elsewhere", "multimodal", "retrieval") is None
+
+
+def test_the_shared_key_changes_with_the_training_code(monkeypatch):
+    """An edit to a module that trains the CLIPs is a new key: the entry is not reused."""
+    import inspect
+
+    from mlatlas.paradigms.multimodal import shared
+
+    before = shared.code_digest()
+    assert before == shared.code_digest()
+    real = inspect.getsource
+
+    def edited(obj):
+        text = real(obj)
+        return (
+            text + "\n# edited\n" if obj.__name__ == "mlatlas.paradigms.multimodal.train" else text
+        )
+
+    monkeypatch.setattr(inspect, "getsource", edited)
+    assert shared.code_digest() != before
+    assert "mlatlas.paradigms.multimodal.train" in shared.TRAINING_CODE

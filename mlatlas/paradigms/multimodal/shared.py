@@ -10,7 +10,9 @@ identical loads it instead of training again.
 The key holds everything that decides the trained weights: the settings that shape the model
 and its training, a sha256 of the training images, tokens and vocabulary, the replicates
 (id and seed) trained together, a sha256 of their initial weights (which changes with the
-architecture or its initialisation), the device type, the torch version and `FORMAT`. The
+architecture or its initialisation), a sha256 of the source of the modules that train them
+(`TRAINING_CODE`: an edit to the loss, the optimizer, the schedule or the loop is a new key),
+the device type, the torch version and `FORMAT`. The
 members are trained as one batched ensemble, so the key names the whole roster: a member
 trained next to other seeds need not be bit-for-bit the member trained alone.
 
@@ -25,6 +27,8 @@ to the same numbers whether or not the entry appeared meanwhile.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +48,15 @@ from mlatlas.core.train import FitResult
 from mlatlas.paradigms.multimodal.captions import Captioned, Vocab
 from mlatlas.paradigms.multimodal.train import build_clip, train_clip
 
+TRAINING_CODE = (  # the modules whose source decides what a key trains
+    "mlatlas.paradigms.multimodal.train",
+    "mlatlas.paradigms.multimodal.clip",
+    "mlatlas.paradigms.multimodal.captions",
+    "mlatlas.foundations.optim.schedules",
+    "mlatlas.core.train",
+    "mlatlas.core.fitting",
+    "mlatlas.core.ensemble",
+)
 FORMAT = 1  # raise when the training code changes what a key trains
 MODEL_SETTINGS = ("dataset", "n_train", "steps", "batch", "lr", "dim", "text_layers", "image")
 FOLDER = "_shared"
@@ -79,6 +92,11 @@ def load_weights(ens: Ensemble, tensors: dict[str, torch.Tensor]) -> None:
         raise CheckpointError(f"the shared CLIP entry does not fit: {missing}, {unexpected}")
 
 
+def code_digest(modules: Sequence[str] = TRAINING_CODE) -> str:
+    """sha256 over the source text of `modules`, in order."""
+    return _sha(*(inspect.getsource(importlib.import_module(m)).encode() for m in modules))
+
+
 def cache_key(
     settings: dict[str, Any],
     vocab: Vocab,
@@ -99,6 +117,7 @@ def cache_key(
         "data": data,
         "replicates": [[rep.id, rep.seed] for rep in reps],
         "init": tensor_digest(ensemble_weights(init)),
+        "code": code_digest(),
         "device": torch.device(device).type,
         "torch": torch.__version__.split("+")[0],
     }

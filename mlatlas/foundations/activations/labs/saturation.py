@@ -48,7 +48,7 @@ def derivative_checks(name: str, f, peak: float, shown: str, x: torch.Tensor) ->
         (f"{name}' peaks at x = 0 (within one grid spacing)",
          abs(at), "<=", h, f"|argmax of {name}'| on the grid (spacing {h:g})"),
         (f"{name} saturates: at |x| = {hi:g} its derivative is below 1e-3 of its peak",
-         ends / top, "<", 1e-3, f"max |{name}'(+-{hi:g})| / max {name}'"),
+         ends / top if top > 0 else math.inf, "<", 1e-3, f"max |{name}'(+-{hi:g})| / max {name}'"),
     ]  # fmt: skip
     keys = ("statement", "value", "direction", "bound", "quantity")
     return [dict(zip(keys, r, strict=True)) for r in rows]

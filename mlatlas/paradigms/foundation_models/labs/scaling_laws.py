@@ -108,7 +108,8 @@ def scaling_laws(ctx: Lab) -> None:
     size_ratio = float(n[-1] / n[small])
     compute_ratio = float(n[-1] * step_eq / (n[small] * cfg.steps))
     iso = ctx.claim(
-        f"At equal compute C = 6ND (largest / smaller = {compute_ratio:.3f}), a model "
+        f"At equal compute C = 6ND (N non-embedding, Kaplan et al. 2020; largest / smaller = "
+        f"{compute_ratio:.3f}), a model "
         f"{size_ratio:.1f}x smaller trained on {cfg.steps / step_eq:.1f}x more tokens reaches "
         "lower loss than the largest model stopped at that compute",
         quantity=f"a = loss of the width whose N is nearest N_max/8 after all {cfg.steps} steps; "
