@@ -158,13 +158,13 @@ def test_shape_checks_tell_kinked_from_smooth_nets():
     net, and its smoothness check (kink ratio < 2) fails on a ReLU net."""
     from mlatlas.foundations.activations.labs.inductive_bias import (
         bent_points,
-        count_pieces,
         kink_bound,
         kink_ratio,
     )
+    from mlatlas.foundations.backprop.pieces import count_linear_pieces
 
     grid = np.linspace(-3, 3, 6001)
-    assert count_pieces(abs(grid - 0.5), grid) == 2
+    assert count_linear_pieces(abs(grid - 0.5), grid) == 2
     assert kink_bound([32, 32]) == 32 + 32 * 33 and kink_bound([4]) == 4
     most = 2 * kink_bound([16, 16])
     torch.manual_seed(0)

@@ -8,7 +8,8 @@ import torch
 
 from mlatlas.core.data import tent_iterate
 from mlatlas.core.train import make_mlp
-from mlatlas.foundations.backprop.labs.why_depth import count_linear_pieces, tent_network
+from mlatlas.foundations.backprop.labs.why_depth import tent_network
+from mlatlas.foundations.backprop.pieces import count_linear_pieces
 from mlatlas.foundations.backprop.stacked import StackedMLP, cosine, train_regression
 
 

@@ -11,15 +11,10 @@ from mlatlas.core import Lab, fit, lab, new_figure, per_scale
 from mlatlas.core.data import FUNCTIONS_1D, record
 from mlatlas.core.ensemble import make_ensemble
 from mlatlas.foundations.activations.functions import mlp
+from mlatlas.foundations.backprop.pieces import count_linear_pieces
 
 FLAT = 1e-12  # a slope ratio of exactly 0 (flat extrapolation) counts as this, not as a failure
 SHOWN = {"relu": "ReLU", "tanh": "tanh", "gelu": "GELU"}
-
-
-def count_pieces(y: np.ndarray, x: np.ndarray, tol: float = 1e-6) -> int:
-    """Linear pieces of a sampled function: 1 + the number of slope changes above `tol`."""
-    slopes = np.diff(y) / np.diff(x)
-    return 1 + int(np.sum(np.abs(np.diff(slopes)) > tol * max(1.0, np.abs(slopes).max())))
 
 
 def derivatives(model: torch.nn.Module, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +150,7 @@ def inductive_bias(ctx: Lab) -> None:
                 {
                     "activation": name,
                     "seed": rep.id,
-                    "pieces_in_[-1,1]": count_pieces(y[inside], grid[inside]),
+                    "pieces_in_[-1,1]": count_linear_pieces(y[inside], grid[inside]),
                     "curved_share_in_[-1,1]": float(np.mean(curv[inside[1:-1]] > 1e-3)),
                     "bent_grid_points": bent,
                     "kink_ratio": kinky,

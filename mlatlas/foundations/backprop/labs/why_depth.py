@@ -10,6 +10,7 @@ import torch
 from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record, tent_iterate
 from mlatlas.core.train import count_params, make_mlp, rmse
+from mlatlas.foundations.backprop.pieces import count_linear_pieces
 from mlatlas.foundations.backprop.stacked import StackedMLP, train_regression
 
 
@@ -33,13 +34,6 @@ def tent_network(k: int) -> torch.nn.Sequential:
         out.weight.copy_(torch.tensor([[2.0, -4.0]]))
         out.bias.zero_()
     return torch.nn.Sequential(*layers, out)
-
-
-def count_linear_pieces(y: np.ndarray, x: np.ndarray, tol: float = 1e-6) -> int:
-    """Linear pieces of a piecewise-linear function sampled on a grid fine enough that
-    every kink lies on a grid point: 1 + the number of slope changes."""
-    slopes = np.diff(y) / np.diff(x)
-    return 1 + int(np.sum(np.abs(np.diff(slopes)) > tol * max(1.0, np.abs(slopes).max())))
 
 
 def shallow_error_floor(k: int, units: int, x: np.ndarray) -> float:
