@@ -311,3 +311,62 @@ def test_ensemble_losses_equal_single_models():
         first = next(iter(ens.stacked))
         ref = next(iter(models[1].parameters())).grad
         torch.testing.assert_close(first.grad[1], ref, rtol=1e-4, atol=1e-6)
+
+
+# -- the SimCLR encoders pretext_probe and label_efficiency share (core.shared) -----------
+def test_label_efficiency_gives_the_same_claims_with_trained_or_loaded_simclr(tmp_path):
+    """pretext_probe then label_efficiency into one run tree (label_efficiency loads the
+    SimCLR encoders pretext_probe trained) against label_efficiency alone: the same claims."""
+    from mlatlas.core.runner import get_lab, run_lab
+
+    shared_tree, alone = tmp_path / "shared", tmp_path / "alone"
+    probe = get_lab("selfsupervised", "pretext_probe")
+    first = run_lab(probe, scale="smoke", seed=0, out=shared_tree)
+    effic = get_lab("selfsupervised", "label_efficiency")
+    loaded = run_lab(effic, scale="smoke", seed=0, out=shared_tree)
+    trained = run_lab(effic, scale="smoke", seed=0, out=alone)
+    assert first.ok and loaded.ok and trained.ok, (first.error, loaded.error, trained.error)
+    assert first.metrics["shared_models"]["status"] == "trained"
+    assert loaded.metrics["shared_models"]["status"] == "loaded"
+    assert trained.metrics["shared_models"]["status"] == "trained"
+    assert loaded.metrics["shared_models"]["key"] == first.metrics["shared_models"]["key"]
+    assert any("share their SimCLR encoders" in n and "loaded" in n for n in loaded.notes)
+    assert loaded.claims == trained.claims
+    assert loaded.tables == trained.tables
+    entry = shared_tree / "selfsupervised" / "_shared"
+    assert {p.suffix for p in entry.glob("simclr-*")} == {".safetensors", ".json"}
+
+
+def test_a_shared_key_with_tuples_loads_back(tmp_path):
+    """A key holding tuples (an Augment's fields) must equal the key its JSON reads back,
+    or the entry would be trained again every time."""
+    import types
+
+    from mlatlas.core import shared
+    from mlatlas.core.train import FitResult
+
+    ens = Ensemble([torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)])
+    calls = []
+
+    def train():
+        calls.append(1)
+        res = FitResult(
+            np.zeros((3, 2)), np.zeros(2, bool), 3, False, np.full(2, -1), np.zeros(2), []
+        )
+        return ens, res
+
+    run = tmp_path / "out" / "t" / "l" / "r1"
+    ctx = types.SimpleNamespace(
+        dir=run,
+        spec=types.SimpleNamespace(topic="t", name="l"),
+        writes=True,
+        journal=None,
+        notes=[],
+        metrics={},
+    )
+    ctx.note = ctx.notes.append
+    ctx.metric = lambda k, v: ctx.metrics.__setitem__(k, v)
+    key = {"replicates": [[0, 1], [1, 2]], "crop": (0.35, 1.0)}
+    for _ in range(2):
+        shared.shared_ensemble(ctx, name="m", key=key, ens=ens, train=train, sharers="Two labs")
+    assert len(calls) == 1 and ctx.metrics["shared_models"]["status"] == "loaded"

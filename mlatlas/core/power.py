@@ -115,3 +115,27 @@ def pilot_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def replicate_note(ctx: Any, used: int, pilot: dict[str, int | None], seed: int = 1000) -> None:
+    """Say in the record, at default scale, how the lab's replicate count was chosen.
+
+    `pilot` maps each claim (a short name) to the replicates a default-scale pilot (run seed
+    `seed`, read by ``mlatlas power``) asked for 80% power after Holm; None where the pilot's
+    effect lay on the wrong side of the margin (no count would do). Where a claim asks for
+    more than `used`, the topic's time budget binds and the note says so: that claim's
+    verdict may stay inconclusive at this scale."""
+    if getattr(ctx, "scale", None) != "default":
+        return
+    binds = {k: n for k, n in pilot.items() if n is None or n > used}
+    asked = ", ".join(f"{k} {'no count' if n is None else n}" for k, n in pilot.items())
+    text = (
+        f"{used} replicates, chosen from a pilot at seed {seed} (replicates for 80% power: {asked})"
+    )
+    if binds:
+        text += (
+            "; the topic's 10-minute budget binds for "
+            + ", ".join(binds)
+            + ", whose verdicts may stay inconclusive at this scale"
+        )
+    ctx.note(text)

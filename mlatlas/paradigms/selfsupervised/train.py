@@ -5,17 +5,24 @@ ensemble, and features for the linear probe.
 An ensemble member is one (arm, replicate) pair. Members of the same replicate draw their
 minibatches and augmentations from generators of the same streams (``rep.rng("batches")``,
 ``rep.generator("augment")``), so the arms of a paired comparison see the same images.
+
+`shared_pretrain` trains a pretext once per run tree for the labs that read the same
+pretrained encoders (`mlatlas.core.shared`): the pretext-probe and label-efficiency labs
+share their SimCLR encoders.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import vmap
 
+from mlatlas.core import shared
 from mlatlas.core.data import Split, image_classification
 from mlatlas.core.ensemble import Ensemble, make_ensemble
 from mlatlas.core.seeding import Replicate, fixed_rng
@@ -29,6 +36,18 @@ from mlatlas.paradigms.selfsupervised.rotation import rotation_batch
 from mlatlas.paradigms.selfsupervised.simclr import simclr_model
 
 PRETEXTS = ("simclr", "rotation", "mae", "supervised", "random")
+TRAINING_CODE = (  # the modules whose source decides what a shared pretext trains
+    "mlatlas.paradigms.selfsupervised.train",
+    "mlatlas.paradigms.selfsupervised.augment",
+    "mlatlas.paradigms.selfsupervised.encoders",
+    "mlatlas.paradigms.selfsupervised.mae",
+    "mlatlas.paradigms.selfsupervised.rotation",
+    "mlatlas.paradigms.selfsupervised.simclr",
+    "mlatlas.foundations.losses.functions",
+    "mlatlas.foundations.optim.schedules",
+    *shared.CORE_TRAINING_CODE,
+)
+SHARERS = {"simclr": "The pretext-probe and label-efficiency labs share their SimCLR encoders"}
 
 
 def load(name: str, n_train: int | None, n_test: int | None) -> Split:
@@ -183,3 +202,42 @@ def pretrain(
         log_every=max(1, steps // 10),
     )
     return ens, res
+
+
+def shared_pretrain(
+    ctx,
+    kind: str,
+    reps: Sequence[Replicate],
+    data: Split,
+    *,
+    vit: dict,
+    steps: int,
+    batch: int,
+    lr: float,
+    tau: float = 0.5,
+) -> tuple[Ensemble, Any]:
+    """`pretrain` with the default augmentations, trained once per run tree for every lab
+    that asks for the same (pretext, settings, data, replicates, code): loaded from
+    ``<out>/selfsupervised/_shared/<kind>-<sha>`` when the key matches (`mlatlas.core.shared`).
+    The record's note names the labs that share it."""
+    init = make_ensemble(
+        lambda _: build(kind, vit, data.n_classes), len(reps), lambda r: reps[r].seed_torch("init")
+    )
+    settings = {"kind": kind, "vit": vit, "steps": steps, "batch": batch, "lr": lr, "tau": tau}
+    key = {
+        "model": f"{kind} (selfsupervised.train.pretrain)",
+        "settings": settings,
+        "augment": asdict(Augment()),
+        "data": shared.tensor_digest({"x": data.x_train, "y": data.y_train}),
+        **shared.base_key(reps, init, ctx.device, shared.code_digest(TRAINING_CODE)),
+    }
+    return shared.shared_ensemble(
+        ctx,
+        name=kind,
+        key=key,
+        ens=init,
+        train=lambda: pretrain(
+            ctx, kind, reps, data, vit=vit, steps=steps, batch=batch, lr=lr, tau=tau
+        ),
+        sharers=SHARERS.get(kind, f"Labs of this topic share their {kind} encoders"),
+    )

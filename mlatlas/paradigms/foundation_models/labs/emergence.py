@@ -8,6 +8,7 @@ from mlatlas.architectures.transformers.models import GPTConfig
 from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record
 from mlatlas.core.ensemble import member_batches
+from mlatlas.core.power import replicate_note
 from mlatlas.paradigms.foundation_models.tasks import ADDITION_VOCAB, addition, addition_test_set
 from mlatlas.paradigms.foundation_models.train import gpt_ensemble, member_scores, train_lm
 
@@ -62,7 +63,7 @@ def emergence(ctx: Lab) -> None:
         batch=64,
         lr=1e-2,
         n_test=per_scale(200, 2000, 10000),
-        seeds=per_scale(2, 5, 10),
+        seeds=per_scale(2, 8, 10),
     )
     ctx.dataset(record("addition", digits=cfg.digits, reversed_sum=True))
     smooth = ["per-digit accuracy", "per-digit log-likelihood"]
@@ -80,6 +81,7 @@ def emergence(ctx: Lab) -> None:
     ctx.metric("held_out_share", len(held_out) / 10 ** (2 * cfg.digits))
     answer = m_te[0]
     reps = list(ctx.replicates(cfg.seeds))
+    replicate_note(ctx, cfg.seeds, {"exact match jumps more abruptly": 11})
     metrics = {k: np.zeros((len(reps), len(cfg.widths))) for k in ["exact match", *smooth]}
     sizes = []
     for j, d in enumerate(cfg.widths):

@@ -8,6 +8,7 @@ from mlatlas.architectures.transformers.models import GPTConfig
 from mlatlas.core import Lab, lab, new_figure, per_scale
 from mlatlas.core.data import record
 from mlatlas.core.ensemble import member_batches
+from mlatlas.core.power import replicate_note
 from mlatlas.paradigms.foundation_models.tasks import (
     DIGITS,
     EPISODE_VOCAB,
@@ -55,7 +56,7 @@ def prompting(ctx: Lab) -> None:
         steps=per_scale(30, 800, 4000),
         lr=3e-3,
         n_test=per_scale(200, 1000, 4000),
-        seeds=per_scale(2, 5, 10),
+        seeds=per_scale(2, 8, 10),
     )
     ctx.dataset(record("digit-string tasks", tasks=list(TASKS), digits=DIGITS))
     demos = ctx.claim(
@@ -83,6 +84,7 @@ def prompting(ctx: Lab) -> None:
     ctx.metric("held_out_queries", len(held_out))
     ctx.metric("held_out_share", len(held_out) / (len(TASKS) * 10**DIGITS))
     reps = list(ctx.replicates(cfg.seeds))
+    replicate_note(ctx, cfg.seeds, {"three demonstrations raise accuracy": 15})
     gcfg = GPTConfig(EPISODE_VOCAB, LENGTH - 1, cfg.n_layer, cfg.n_head, cfg.n_embd)
     ens = gpt_ensemble(gcfg, reps)
     gens = [rep.generator("batches") for rep in reps]

@@ -12,6 +12,7 @@ from mlatlas.architectures.transformers.models import GPT, GPTConfig
 from mlatlas.core import Ensemble, Lab, fit, fixed_generator, lab, new_figure, per_scale
 from mlatlas.core.data import char_corpus
 from mlatlas.core.ensemble import member_batches
+from mlatlas.core.power import replicate_note
 from mlatlas.paradigms.foundation_models.scaling import (
     CHINCHILLA,
     KAPLAN_ALPHA_N,
@@ -67,7 +68,7 @@ def scaling_laws(ctx: Lab) -> None:
         evals=8,
         eval_batches=per_scale(2, 8, 50),
         lr=per_scale(3e-3, 3e-3, 1e-3),
-        seeds=per_scale(2, 5, 5),
+        seeds=per_scale(2, 6, 6),
     )
     corpus = char_corpus(cfg.corpus)
     ctx.dataset(corpus.record)
@@ -120,6 +121,7 @@ def scaling_laws(ctx: Lab) -> None:
         paired=True,
     )
     reps = list(ctx.replicates(cfg.seeds))
+    replicate_note(ctx, cfg.seeds, {"the fitted exponent": 6})
     every = max(1, cfg.steps // cfg.evals)
     warmup = max(1, cfg.steps // 20)
     val_gen = fixed_generator("scaling_laws", "val", cfg.block)

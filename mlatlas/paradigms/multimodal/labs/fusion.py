@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from mlatlas.core import Lab, lab, new_figure, per_scale
+from mlatlas.core.power import replicate_note
 from mlatlas.core.seeding import fixed_rng
 from mlatlas.core.train import count_params
 from mlatlas.foundations.losses.functions import cross_entropy
@@ -54,7 +55,7 @@ def fusion(ctx: Lab) -> None:
         dataset=per_scale("digits", "mnist", "mnist"),
         n_train=per_scale(600, 10000, None),
         n_test=per_scale(300, 2000, 10000),
-        seeds=per_scale(2, 5, 10),
+        seeds=per_scale(2, 8, 10),
         steps=per_scale(20, 500, 5000),
         batch=per_scale(32, 128, 256),
         lr=2e-3,
@@ -83,6 +84,7 @@ def fusion(ctx: Lab) -> None:
     test = make_questions(glyphs, labels, words, vocab, fixed_rng("vqa test", cfg.dataset))
     ctx.dataset({**dataset_record(cfg.dataset), "n_train": len(train), "n_test": len(test)})
     reps = list(ctx.replicates(cfg.seeds))
+    replicate_note(ctx, cfg.seeds, {"early against late fusion": 12, "the other claims": 6})
 
     def loss(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return cross_entropy(z, train.answer[idx])

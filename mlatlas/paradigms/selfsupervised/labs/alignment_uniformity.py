@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from mlatlas.core import Lab, fit, lab, make_ensemble, new_figure, per_scale
+from mlatlas.core.power import replicate_note
 from mlatlas.core.seeding import fixed_generator
 from mlatlas.core.stats import spearman
 from mlatlas.foundations.optim.schedules import warmup_cosine
@@ -55,7 +56,7 @@ def alignment_uniformity(ctx: Lab) -> None:
         n_test=per_scale(None, 1000, None),
         n_pairs=per_scale(200, 500, 2000),
         taus=[0.1, 0.3, 1.0],
-        seeds=per_scale(2, 5, 10),
+        seeds=per_scale(2, 6, 10),
         steps=per_scale(16, 240, 5000),
         evals=per_scale(2, 4, 10),
         batch=per_scale(32, 64, 256),
@@ -85,6 +86,7 @@ def alignment_uniformity(ctx: Lab) -> None:
     data = load(cfg.dataset, cfg.n_train, cfg.n_test)
     ctx.dataset(data.record)
     reps = list(ctx.replicates(cfg.seeds))
+    replicate_note(ctx, cfg.seeds, {"its weakest claim": 6})
     S, T = len(reps), len(cfg.taus)
     members = [(tau, s) for tau in cfg.taus for s in range(S)]  # tau-major
     ens = make_ensemble(

@@ -8,6 +8,7 @@ import torch
 
 from mlatlas.core import Lab, fit, lab, new_figure, per_scale
 from mlatlas.core.ensemble import Ensemble, member_batches, member_cross_entropy
+from mlatlas.core.power import replicate_note
 from mlatlas.core.seeding import Replicate
 from mlatlas.core.train import batches_for_steps
 from mlatlas.paradigms.transfer.data import standardise, stats_of, task
@@ -53,7 +54,7 @@ def layer_transfer(ctx: Lab) -> None:
         steps=per_scale(60, 600, 3000),
         batch=64,
         lr=1e-3,
-        seeds=per_scale(2, 5, 10),
+        seeds=per_scale(2, 7, 10),
     )
     L = len(cfg.hidden)
     ks = list(range(1, L + 1))
@@ -89,6 +90,7 @@ def layer_transfer(ctx: Lab) -> None:
     xt, xt_test = standardise(tgt.x_train, stats), standardise(tgt.x_test, stats)
     n_in = xt.shape[1]
     reps: list[Replicate] = list(ctx.replicates(cfg.seeds))
+    replicate_note(ctx, cfg.seeds, {"a dissimilar source transfers worse": 7})
     S = len(reps)
     nets = {}
     for name, t in (("A", src), ("A'", far_src)):
