@@ -26,6 +26,13 @@ class Reverser(nn.Module):
         return self.head(self.encoder(self.embed(x), keep_weights=keep_weights))
 
 
+def mirror_weight(w: torch.Tensor) -> tuple[float, float]:
+    """(min, mean) over query positions i of w[i, T - 1 - i], the weight query i puts on its
+    mirror key, for a (T, T) attention map: the min is the claim's quantity."""
+    on_mirror = w.flip(1).diagonal()  # (T,)
+    return float(on_mirror.min()), float(on_mirror.mean())
+
+
 @lab("transformers", insights=["Query-key-value attention"])
 def attention_maps(ctx: Lab) -> None:
     """What attention learns to look at: an encoder trained to output each sequence reversed
@@ -97,8 +104,7 @@ def attention_maps(ctx: Lab) -> None:
             out = model(x, keep_weights=True)
         w = model.encoder.blocks[0].last_weights.mean(0)  # (T, T), averaged over examples
         maps.append(w.cpu().numpy())
-        on_mirror = w.flip(1).diagonal()  # (T,): query i's weight on key T - 1 - i
-        weakest, mirror = float(on_mirror.min()), float(on_mirror.mean())
+        weakest, mirror = mirror_weight(w)
         acc = float((out.argmax(-1) == x.flip(1)).double().mean())
         if diverged[rep.id]:
             weakest = mirror = acc = float("nan")

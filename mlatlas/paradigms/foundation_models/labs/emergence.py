@@ -63,7 +63,7 @@ def emergence(ctx: Lab) -> None:
         batch=64,
         lr=1e-2,
         n_test=per_scale(200, 2000, 10000),
-        seeds=per_scale(2, 8, 10),
+        seeds=per_scale(2, 6, 10),
     )
     ctx.dataset(record("addition", digits=cfg.digits, reversed_sum=True))
     smooth = ["per-digit accuracy", "per-digit log-likelihood"]

@@ -56,7 +56,7 @@ def prompting(ctx: Lab) -> None:
         steps=per_scale(30, 800, 4000),
         lr=3e-3,
         n_test=per_scale(200, 1000, 4000),
-        seeds=per_scale(2, 8, 10),
+        seeds=per_scale(2, 5, 10),
     )
     ctx.dataset(record("digit-string tasks", tasks=list(TASKS), digits=DIGITS))
     demos = ctx.claim(
