@@ -577,3 +577,34 @@ def test_slot_keys_read_the_episode_layout():
     torch.testing.assert_close(keys[:, -1], task * 10**DIGITS + value)
     x, y, _, task = episodes(32, torch.Generator().manual_seed(15), 0, False)
     assert not slot_keys(x, y, task)[1][:, :MAX_SHOTS].any()
+
+
+def test_pretrain_finetune_compares_two_complete_schedules_from_one_init(tmp_path):
+    """'Four times more pre-training steps' compares two runs with their own complete
+    warmup-cosine schedules (each ends annealed, not mid-schedule near the peak) from the same
+    initial weights."""
+    from mlatlas.core.runner import get_lab, run_lab
+    from mlatlas.core.shared import ensemble_weights, tensor_digest
+    from mlatlas.paradigms.foundation_models import train as lm_train
+
+    real, seen = lm_train.fit, []
+
+    def spy(ens, opt, loss, batches, steps, **kw):
+        seen.append((kw["desc"], steps, kw["schedule"], tensor_digest(ensemble_weights(ens))))
+        return real(ens, opt, loss, batches, steps, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lm_train, "fit", spy)
+        r = run_lab(get_lab("foundation_models", "pretrain_finetune"), "smoke", 0, out=tmp_path)
+    assert r.ok, r.error
+    pre = [s for s in seen if s[0].startswith("pretrain ")]
+    assert len(pre) == 2
+    (_, short, f_short, init_short), (_, full, f_full, init_full) = sorted(pre, key=lambda s: s[1])
+    assert full == 4 * short
+    assert init_short == init_full
+    lr = r.config["lr"]
+    for f, n in ((f_short, short), (f_full, full)):
+        assert f(n - 1) < 0.3 * lr  # annealed at its own end
+        assert f(n) == pytest.approx(lr / 10)  # the cosine's floor
+    # the old snapshot: the full run's schedule a quarter of the way in is near its peak
+    assert f_full(short) > 0.8 * lr

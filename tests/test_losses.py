@@ -276,3 +276,32 @@ def test_scorer_rank_agreement_is_one_for_alike_scorers_and_minus_one_for_revers
     same = torch.stack([logits(a), logits(2 * a)])
     assert abs(scorer_rank_agreement(same, y) - 1) < 1e-12
     assert abs(scorer_rank_agreement(torch.stack([logits(a), logits(-a)]), y) + 1) < 1e-12
+
+
+def test_curriculum_orders_per_seed_and_a_seed_without_a_scorer_fails(tmp_path):
+    """Each seed ranks the examples with its own scorer (the orderings differ across seeds),
+    and a seed whose scorer diverged has no curriculum: every easy-to-hard claim counts it as
+    failed instead of giving it a value."""
+    import numpy as np
+
+    from mlatlas.core.runner import get_lab, run_lab
+    from mlatlas.foundations.losses.labs import curriculum as module
+
+    real = module.fit
+
+    def scorer_0_diverges(*args, **kwargs):
+        res = real(*args, **kwargs)
+        if kwargs.get("desc") == "scorers":
+            res.diverged = np.atleast_1d(res.diverged).copy()
+            res.diverged[0] = True
+        return res
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(module, "fit", scorer_0_diverges)
+        r = run_lab(get_lab("losses", "curriculum"), "smoke", 0, out=tmp_path)
+    assert r.ok, r.error
+    assert r.metrics["scorers_diverged"] == 1
+    assert r.metrics["scorer_rank_agreement"] < 0.999  # per-seed orderings, not one shared
+    easy = [c for c in r.claims if "easy-to-hard" in c["statement"]]
+    assert easy and all(0 in c["failed_ids"] for c in easy)
+    assert all(c["verdict"] == "inconclusive" for c in easy)

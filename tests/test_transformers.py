@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -404,3 +405,48 @@ def test_tuning_split_holds_out_the_end_of_the_training_text():
     tune = tuning_split(corpus, 0.1)
     assert torch.equal(torch.cat([tune.train, tune.val]), corpus.train)
     assert len(tune.val) == 10 and tune.val.max() < corpus.val.min()
+
+
+def test_attention_maps_claim_reads_the_weakest_query_not_the_mean():
+    """Three queries on their mirror with weight 0.9 and one with 0.2: the mean (0.725) would
+    pass the 0.5 margin, the lab's quantity (the min, 0.2) must not."""
+    from mlatlas.architectures.transformers.labs.attention_maps import mirror_weight
+
+    T = 4
+    w = torch.full((T, T), 0.1 / (T - 1))
+    for i in range(T):
+        w[i, T - 1 - i] = 0.9
+    w[2] = 0.8 / (T - 1)
+    w[2, T - 1 - 2] = 0.2
+    weakest, mean = mirror_weight(w)
+    assert mean == pytest.approx(0.725) and mean > 0.5
+    assert weakest == pytest.approx(0.2) and weakest < 0.5
+
+
+def test_a_diverged_vit_is_a_failure_not_a_win_for_lenet(tmp_path):
+    """Seed 0's ViT is marked diverged: "LeNet-5 beats the ViT" must count it as failed and
+    stay inconclusive; "the ViT reaches 95%" takes the failure value 0.1, against it."""
+    from mlatlas.architectures.transformers.labs import vit as module
+    from mlatlas.core.runner import get_lab, run_lab
+
+    real = module.fit
+
+    def diverge_vit_seed_0(*args, **kwargs):
+        res = real(*args, **kwargs)
+        if kwargs["desc"].endswith(" vit"):
+            res.diverged = np.atleast_1d(res.diverged).copy()
+            res.diverged[0] = True
+        return res
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(module, "fit", diverge_vit_seed_0)
+        r = run_lab(
+            get_lab("transformers", "vit"), "smoke", 0, out=tmp_path, overrides={"steps": 5}
+        )
+    assert r.ok, r.error
+    claims = {c["statement"]: c for c in r.claims}
+    (wins,) = [c for s, c in claims.items() if s.startswith("At this small scale")]
+    (high,) = [c for s, c in claims.items() if s.startswith("The ViT reaches")]
+    assert wins["n_failed"] >= 1 and 0 in wins["failed_ids"]
+    assert wins["verdict"] == "inconclusive"
+    assert high["verdict"] != "supported"

@@ -119,6 +119,12 @@ def compute_optimal(
     return n_opt, flops / n_opt
 
 
+def decade_slope(n: Sequence[float], loss: Sequence[float]) -> float:
+    """Least-squares slope of loss on $\\log_{10} N$: nats per decade of parameters
+    (negative when loss falls with size)."""
+    return float(np.polyfit(np.log10(np.asarray(n, dtype=np.float64)), loss, 1)[0])
+
+
 def equal_compute_pair(n: Sequence[float], steps: int, shrink: float = 8.0) -> tuple[int, int]:
     """An equal-compute comparison on a sweep of sizes trained for the same `steps` (the
     same tokens per step): the index of the size nearest $N_{max}/$shrink (on the log

@@ -16,6 +16,7 @@ from mlatlas.core.power import replicate_note
 from mlatlas.paradigms.foundation_models.scaling import (
     CHINCHILLA,
     KAPLAN_ALPHA_N,
+    decade_slope,
     equal_compute_pair,
     fit_chinchilla,
     fit_power_law,
@@ -23,11 +24,6 @@ from mlatlas.paradigms.foundation_models.scaling import (
     profile_interval_alpha,
     signed_exponent,
 )
-
-
-def _slope(n: np.ndarray, loss: np.ndarray) -> float:
-    """Least-squares slope of loss on log10 N (nats per decade of parameters)."""
-    return float(np.polyfit(np.log10(n), loss, 1)[0])
 
 
 @lab("foundation_models", insights=["Scale effects"])
@@ -181,8 +177,9 @@ def scaling_laws(ctx: Lab) -> None:
     half = len(n) // 2
     for rep in reps:
         col = final[:, rep.id]
-        falls.add(rep.id, _slope(n, col))
-        diminish.add(rep.id, -_slope(n[:half], col[:half]), -_slope(n[half:], col[half:]))
+        falls.add(rep.id, decade_slope(n, col))
+        lo, hi = slice(None, half), slice(half, None)
+        diminish.add(rep.id, -decade_slope(n[lo], col[lo]), -decade_slope(n[hi], col[hi]))
         decays.add(rep.id, signed_exponent(n, col) if np.isfinite(col).all() else math.nan)
         iso.add(rep.id, col[small], largest_eq[rep.id])
 
