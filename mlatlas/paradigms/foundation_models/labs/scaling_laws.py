@@ -31,7 +31,7 @@ def scaling_laws(ctx: Lab) -> None:
     """Scaling laws in miniature: loss against parameters N and tokens D for tiny GPTs.
 
     Six widths of a 2-layer character GPT (topic 7) train on Tiny Shakespeare for the same
-    number of tokens, five seeds of each as one batched ensemble; the seeds of every width
+    number of tokens, six seeds of each as one batched ensemble; the seeds of every width
     share their batch streams. The validation loss (nats per character, fixed windows of the
     held-out tail) is measured at eight points along training, which gives the (N, D) grid:
     the learning rate (fixed beforehand, not tuned) is constant after a short warmup, so an

@@ -43,9 +43,10 @@ def zero_shot(ctx: Lab) -> None:
     the single prompt; the claim is kept as the paper states it, and the verdict reports
     what this scale shows.
 
-    At the default scale (five seeds, 700 steps) the single prompt reached 0.58 to 0.89
-    (mean 0.69: above 50% is inconclusive, two seeds are still learning the classes) and
-    the ensemble was lower in every seed, by 3.9 points on average (refuted). Prompts that
+    At the default scale (five seeds, 700 steps, run seed 0) the single prompt reached 0.55 to
+    0.89 (mean 0.67: above 50% is inconclusive, two seeds are still learning the classes) and
+    the ensemble was lower in every seed, by 4.0 points on average (interval [-7.7, -0.3]
+    points; inconclusive, as the refutation's Holm-corrected p, 0.039, misses 0.025). Prompts that
     name a colour and a position bring their own bias: averaging them over all colours
     includes the held-out (class, colour) captions, which the compositional lab shows land
     in the wrong place.
