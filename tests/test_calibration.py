@@ -17,7 +17,14 @@ from mlatlas.core.calibration import (
     gamma_noise,
     pooled_skewness,
 )
-from mlatlas.core.claims import GUARD_SKEWNESS, Experiment, decide_lab, guard_critical
+from mlatlas.core.claims import (
+    GUARD_MAX_N,
+    GUARD_SKEWNESS,
+    Experiment,
+    decide_lab,
+    guard_critical,
+    guard_lower_p,
+)
 from mlatlas.core.stats import sample_skewness
 
 TRIALS = 4000
@@ -113,6 +120,22 @@ def test_paired_claims_at_margin_zero_keep_student_t_the_rest_are_guarded():
         guard_critical(5) * np.std([0.9, 1.1, 1.0, 1.3, 0.8], ddof=1) / math.sqrt(5)
     )
     assert r["test"] == "t, skew-guarded" and r["verdict"] == "supported"
+
+
+def test_the_guard_at_large_n_reuses_the_null_at_its_cap_and_errs_conservative():
+    """A per-example claim (n = 10,000 test images) is guarded with the null simulated at
+    GUARD_MAX_N, not one of 10,000 values (4e9 draws, 30 GiB): the skew's inflation of the
+    lower tail shrinks with n, so the capped null's tail is the heavier one."""
+    assert guard_critical(10_000) == guard_critical(GUARD_MAX_N)
+    assert guard_critical(50) > guard_critical(GUARD_MAX_N) > stats.norm.ppf(0.975)
+    # the lower tail the guard reads shrinks with n (conservative above the cap)
+    assert guard_lower_p(-2.0, 20) > guard_lower_p(-2.0, 50) > guard_lower_p(-2.0, GUARD_MAX_N)
+    rng = np.random.default_rng(0)
+    c = Experiment("s", "i", "q", ">", 0.5)
+    for i, v in enumerate(rng.random(10_000) < 0.99):  # per-example correctness, 99% right
+        c.add(i, float(v))
+    (r,) = decide_lab([c])
+    assert r["verdict"] == "supported" and r["n"] == 10_000
 
 
 # --- power: the replicates a claim needs, from a pilot ------------------------------------
