@@ -107,7 +107,9 @@ class TTest:
 # one-sample and non-zero-margin claim parts that topics 1, 2, 9 and 10 produced at default
 # scale, 1.40 (95% interval 0.97-1.92, 60 parts; `mlatlas calibrate`). Under noise of this
 # skewness the guarded rule supports a false claim at the nominal 2.5%; up to skewness 2 (the
-# exponential) it stays below 5% (`tests/test_calibration.py` prints the rates).
+# exponential) it stays below 5% (`tests/test_calibration.py` prints the rates). Over every
+# lab of topics 1-12 at default (seed 0, 97 parts) the pooled skewness is 1.21 (0.69-1.88),
+# where the rule's false support is 1.7% at n = 6 and 4.1% at the interval's upper end.
 GUARD_SKEWNESS = 1.4
 _GUARD_DRAWS = 400_000
 # Above this n the guard is not simulated (at n = 10,000, a per-example claim, that would be 4e9
