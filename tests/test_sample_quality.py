@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from scipy import linalg
 from sklearn.neighbors import NearestNeighbors
 
+from mlatlas.core import sample_quality
 from mlatlas.core.sample_quality import (
     class_coverage,
     feature_statistics,
@@ -67,7 +68,7 @@ def test_knn_radii_equal_scikit_learns_nearest_neighbours():
         knn_radii(x[:3], 3)
 
 
-def test_precision_and_recall_equal_a_direct_loop():
+def test_precision_and_recall_equal_a_direct_loop(monkeypatch):
     rng = np.random.default_rng(2)
     real, gen = rng.normal(size=(60, 3)), rng.normal(0.5, 1.2, size=(50, 3))
 
@@ -84,6 +85,8 @@ def test_precision_and_recall_equal_a_direct_loop():
     p, r = precision_recall(real, gen)
     assert p == pytest.approx(share_inside(gen, real))
     assert r == pytest.approx(share_inside(real, gen))
+    monkeypatch.setattr(sample_quality, "_CHUNK", 7)  # distance rows in chunks that do not divide n
+    assert precision_recall(real, gen) == (p, r)
 
 
 def test_dropping_modes_costs_recall_and_keeps_precision():
