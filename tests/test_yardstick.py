@@ -31,6 +31,9 @@ def test_the_yardstick_trains_once_then_loads_the_same_weights(quick):
     assert not again.trained and again.test_accuracy == first.test_accuracy
     for a, b in zip(first.net.state_dict().values(), again.net.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.MonkeyPatch.context() as mp:  # another recipe is another entry, never this one
+        mp.setitem(ys.RECIPE, "steps", 1)
+        assert ys.load_yardstick(root).trained
 
 
 def test_damaged_samples_score_worse_than_the_real_floor(quick):

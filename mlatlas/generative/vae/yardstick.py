@@ -13,6 +13,7 @@ that many samples.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +126,8 @@ def _accuracy(net: YardstickNet) -> float:
 def load_yardstick(root: Path | None = None) -> Yardstick:
     """The classifier, trained on first use and cached under `root` (default
     ``$MLATLAS_CACHE/yardstick``), keyed by the recipe and this module's source."""
-    key = code_digest([__name__])[:16]
+    # the recipe is in the key too, so a changed recipe (a test's shorter one) never loads as it
+    key = hashlib.sha256((code_digest([__name__]) + json.dumps(RECIPE)).encode()).hexdigest()[:16]
     folder = (root or cache_dir() / "yardstick") / f"mnist-{key}"
     weights, meta = folder / "weights.pt", folder / "meta.json"
     net = YardstickNet()
