@@ -87,11 +87,16 @@ KILL_POINTS = {
 
 @pytest.mark.parametrize(
     ("topic", "name", "dataset"),
-    [("activations", "dead_units", None), ("cnn", "lenet_mnist", None)],
-    ids=["ensemble-mlp", "single-cnn"],
+    [
+        ("activations", "dead_units", None),
+        ("cnn", "lenet_mnist", None),
+        ("vae", "posterior_collapse", None),
+    ],
+    ids=["ensemble-mlp", "single-cnn", "vae-two-ensembles"],
 )
 def test_sigkill_then_resume_gives_the_uninterrupted_numbers(tmp_path, topic, name, dataset):
-    """An ensemble lab with several fits and a single-model CNN lab on MNIST: killed with
+    """Ensemble labs with several fits (topic 13's: a VAE objective that draws its own
+    binarization and eps, a warm-up read from the step) and a single-model CNN lab: killed with
     SIGKILL at several points (one of them killed twice), each resumed run ends with the
     claims, metrics, tables and metrics.jsonl of an uninterrupted run with the same seed."""
     if dataset:

@@ -50,3 +50,20 @@ def save_figure(fig: Figure, stem: Path, dpi: int = 120) -> list[Path]:
         svg, lambda p: fig.savefig(p, format="svg", metadata={"Date": None, "Creator": None})
     )
     return [png, svg]
+
+
+def image_grid(ax, images: np.ndarray, side: int, ncol: int = 8, title: str = "") -> None:
+    """Draw images (n, side * side) or (n, side, side), values in [0, 1], as one tiled grid on
+    `ax` (white lines between tiles, no ticks): how samples of a generator are shown."""
+    x = np.asarray(images, dtype=np.float64).reshape(-1, side, side)
+    nrow = -(-len(x) // ncol)
+    canvas = np.ones((nrow * (side + 1) + 1, ncol * (side + 1) + 1))
+    for i, im in enumerate(x):
+        r, c = divmod(i, ncol)
+        canvas[1 + r * (side + 1) : (r + 1) * (side + 1), 1 + c * (side + 1) :][:, :side] = im
+    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    if title:
+        ax.set_title(title)

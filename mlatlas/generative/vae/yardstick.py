@@ -74,6 +74,11 @@ class Yardstick:
     test_accuracy: float
     path: Path
     trained: bool  # True when this call trained it, False when it was loaded
+    space: str = "yardstick features (128-d)"
+
+    def probabilities(self, images: np.ndarray | Tensor) -> Tensor:
+        """Class probabilities (n, 10) of images, float64."""
+        return self.embed(images)[1]
 
     @torch.no_grad()
     def embed(self, images: np.ndarray | Tensor, batch: int = 1000) -> tuple[Tensor, Tensor]:
@@ -143,3 +148,58 @@ def load_yardstick(root: Path | None = None) -> Yardstick:
     atomic_save(weights, lambda p: torch.save(net.state_dict(), p))
     atomic_write_json(meta, {"test_accuracy": acc, "recipe": RECIPE, "key": key})
     return Yardstick(net, acc, weights, True)
+
+
+class PixelYardstick:
+    """The same scores with raw pixels as the features, for image sets without a trained
+    classifier (scikit-learn's 8x8 digits, which smoke runs use); the numbers are not
+    comparable with the MNIST yardstick's. `real` holds the held-out images the floor splits;
+    given training images and labels, a logistic regression (scikit-learn, fitted once here)
+    gives the class probabilities for class coverage and confidence."""
+
+    space = "pixels"
+
+    def __init__(
+        self, real: Tensor, train: Tensor | None = None, labels: Tensor | None = None
+    ) -> None:
+        self.real = torch.as_tensor(real).double().flatten(1)
+        self.classifier = None
+        if train is not None and labels is not None:
+            from sklearn.linear_model import LogisticRegression
+
+            x = torch.as_tensor(train).double().flatten(1).numpy()
+            self.classifier = LogisticRegression(max_iter=2000).fit(x, np.asarray(labels))
+
+    def probabilities(self, images: np.ndarray | Tensor) -> Tensor:
+        """Class probabilities (n, 10) of images, float64."""
+        if self.classifier is None:
+            raise ValueError("this PixelYardstick was built without training images and labels")
+        x = torch.as_tensor(images).double().flatten(1).numpy()
+        return torch.from_numpy(self.classifier.predict_proba(x))
+
+    def scores(self, real: np.ndarray | Tensor, generated: np.ndarray | Tensor) -> dict:
+        fr = torch.as_tensor(real).double().flatten(1)
+        fg = torch.as_tensor(generated).double().flatten(1)
+        precision, recall = precision_recall(fr, fg)
+        out = {"frechet_distance": frechet_distance_of(fr, fg), "precision": precision}
+        out["recall"] = recall
+        if self.classifier is not None:
+            out.update(class_coverage(self.probabilities(fg), 10))
+        return out
+
+    def floor(self, n: int, seed: int = 0) -> dict:
+        if 2 * n > len(self.real):
+            raise ValueError(f"the floor needs 2n <= {len(self.real)} images, got n = {n}")
+        idx = np.random.default_rng(seed).permutation(len(self.real))
+        return self.scores(self.real[idx[:n]], self.real[idx[n : 2 * n]])
+
+
+def yardstick_for(
+    dataset: str, held_out: Tensor, train: Tensor | None = None, labels: Tensor | None = None
+) -> Yardstick | PixelYardstick:
+    """The MNIST yardstick for "mnist" (trained on first use, then cached); pixel-space scores
+    against `held_out` for any other image set, with a logistic-regression classifier when
+    training images and labels are given."""
+    if dataset == "mnist":
+        return load_yardstick()
+    return PixelYardstick(held_out, train, labels)
