@@ -72,8 +72,13 @@ def gradient_variance(ctx: Lab) -> None:
 
     Claims: the score function's variance exceeds the pathwise one's by more than 10x (the
     ratio's interval, on log10, above 10); a per-example baseline (the mean of f over 10
-    other draws) lowers it; even with the baseline it stays above the pathwise one. The
-    numbers at the default scale are in the record.
+    other draws) lowers it; even with the baseline it stays above the pathwise one.
+
+    At the default scale (eight seeds, 600 steps, 300 draws, run seed 0) all three were
+    supported: the score function's variance was 15,600x the pathwise one's (interval
+    [14,300, 17,000]); the baseline divided it by 1,030; what remained was still 15x the
+    pathwise variance. The two estimators' mean gradients, over 300 draws, had cosines of 0.09
+    to 0.77: the score function's mean is still that noisy after 300 draws.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),

@@ -39,6 +39,12 @@ def iwae_bound(ctx: Lab) -> None:
     theorem in expectation (Burda et al., Theorem 1); what the lab measures is how large the
     steps are on a trained model, and the gap between the ELBO and the NLL estimate, which is
     the KL from q(z | x) to the true posterior that the diagonal Gaussian encoder leaves.
+
+    At the default scale (five seeds, 8,000 steps = 13.3 epochs, 300 test images, run seed
+    0) all three were supported: the NLL estimate was 94.7 nats (interval [93.5, 95.9]; 94.2
+    to 95.6 per seed), 8 nats above Burda et al.'s VAE after 246 times fewer epochs; the
+    smallest step of the bound (L_500 - L_50) was 0.52 nats per seed and the ELBO lay 3.8 nats
+    ([3.6, 3.9]) below L_1000; 14 to 19 of the 50 latent units were active.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),
