@@ -234,3 +234,29 @@ def test_bootstrap_interval_covers_the_mean():
     for few in ([], [2.0], list(range(9))):
         with pytest.raises(ValueError, match="at least 10"):
             bootstrap_ci(few)
+
+
+def test_replicates_after_a_pilot_are_fresh_and_the_same_as_a_longer_run(tmp_path):
+    """replicates(n, first=k) gives ids k..k+n-1 with the seeds a run of k + n replicates gives
+    those ids: nothing a pilot on ids 0..k-1 saw."""
+    seen: dict[str, list[tuple[int, int]]] = {}
+
+    @lab("backprop", insights=["gradient flow"])
+    def _pilot_probe(ctx: Lab) -> None:
+        """Replicates with and without a pilot."""
+        ctx.config(x=1)
+        c = ctx.claim("ids", quantity="id", direction=">", margin=-1.0)
+        seen["fresh"] = [(r.id, r.seed) for r in ctx.replicates(3, first=4)]
+        seen["long"] = [(r.id, r.seed) for r in ctx.replicates(7)]
+        for rid, _ in seen["fresh"]:
+            c.add(rid, rid)
+        ctx.table("t", [{"a": 1}])
+        from mlatlas.core import new_figure
+
+        fig, _ = new_figure()
+        ctx.figure("f", fig)
+
+    res = run_lab(_pilot_probe.spec, scale="smoke", seed=0, out=tmp_path)
+    assert res.ok, res.error
+    assert [i for i, _ in seen["fresh"]] == [4, 5, 6]
+    assert seen["fresh"] == seen["long"][4:]

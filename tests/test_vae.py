@@ -288,19 +288,37 @@ def test_member_bounds_order_and_active_units():
     mu[:, 1] = torch.randn(100)
     mu[:, 3] = 0.05 * torch.randn(100)  # variance 0.0025 < 0.01: inactive
     assert int(active_units(mu)) == 1
-    with pytest.raises(ValueError, match="divide"):
-        member_bounds(ens, x, (3, 5), torch.Generator())
+
+
+def test_member_bounds_equal_one_models_own_with_independent_draws_per_k():
+    """Each k's L_k from the ensemble equals one model's iwae_bound on the same eps, which come
+    in order: k = 1's max(1, draws) samples, then k = 5's, ..."""
+    torch.manual_seed(0)
+    models = [VAE(12, (7,), 3) for _ in range(2)]
+    ens = Ensemble(models)
+    x = (torch.rand(3, 12) < 0.5).float()
+    ks, draws = (1, 5, 50), 10
+    got = member_bounds(ens, x, ks, torch.Generator().manual_seed(2), chunk=8, draws=draws)
+    sizes = [10, 10, 50]
+    eps = torch.randn(2, 3, sum(sizes), 3, generator=torch.Generator().manual_seed(2))
+    for r, m in enumerate(models):
+        for k, e in zip(ks, eps[r].split(sizes, dim=1), strict=True):
+            log_px, z, mu, logvar, _ = m(x, e)
+            lw = log_importance_weights(log_px, z, mu, logvar)
+            ref = iwae_bound(lw.reshape(3, -1, k)).mean(-1)
+            torch.testing.assert_close(got[k][r], ref.detach())
 
 
 def test_fit_vaes_pairs_arms_by_seed_and_applies_each_members_beta():
-    """Arms of a replicate start from the same weights and see the same minibatches (so with
-    one beta for both arms they end identical); replicates differ; a member's beta is its own."""
+    """Arms of a replicate start from the same weights and see the same minibatches, pixels
+    and eps (so with one beta for both arms they end identical after 20 Adam steps);
+    replicates differ; a member's beta is its own."""
     reps = [replicate(0, i) for i in range(2)]
     data = torch.rand(64, 12)
     build = lambda: VAE(12, (8,), 3)  # noqa: E731
-    kw = dict(steps=1, batch=8, lr=0.0)
+    kw = dict(steps=20, batch=8, lr=1e-2)
     ens, _ = fit_vaes(None, reps, data, build, arms=2, **kw)
-    for p in ens.stacked:
+    for p in ens.stacked:  # lr > 0: the arms share pixels and eps too, or they would differ
         torch.testing.assert_close(p[0], p[2])  # arm 0 and arm 1 of replicate 0
         torch.testing.assert_close(p[1], p[3])
     assert not torch.equal(ens.stacked[0][0], ens.stacked[0][1])
@@ -364,3 +382,66 @@ def test_image_intensities_pool_and_made_samples():
     dec = MADEDecoder(z_dim=2, hidden=8, x_dim=5)
     x = dec.sample(torch.randn(7, 2), torch.Generator().manual_seed(0))
     assert x.shape == (7, 5) and set(x.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_objective_warmup_ramp_and_partial_free_bits_equal_their_formulas():
+    """At steps 0, w/2, w and 2w the loss is -(rec - kl_warmup(t, w) * KL); with a free-bits
+    floor some units exceed and others do not, the KL term equals free_bits_kl."""
+    torch.manual_seed(0)
+    ens = Ensemble([VAE(12, (7,), 3)])
+    data = torch.rand(20, 12)
+    idx = torch.randint(0, 20, (1, 6), generator=torch.Generator().manual_seed(1))
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    rec = vae_objective(data, 3, beta=0.0)(ens, (idx, torch.tensor(0)), g())
+    full = vae_objective(data, 3)(ens, (idx, torch.tensor(0)), g())
+    kl = full - rec  # the KL term at weight 1
+    for t in (0, 5, 10, 20):
+        got = vae_objective(data, 3, warmup=10.0)(ens, (idx, torch.tensor(t)), g())
+        torch.testing.assert_close(got, rec + kl_warmup(t, 10) * kl)
+    gen = g()
+    xb = (torch.rand(1, 6, 12, generator=gen) < data[idx]).float()
+    eps = torch.randn(1, 6, 3, generator=gen)
+    _, _, mu, logvar, _ = ens.member(0)(xb[0], eps[0])
+    per_unit = gaussian_kl(mu, logvar).mean(0)
+    lam = float(per_unit.detach().median())  # some units above the floor, some below
+    assert (per_unit > lam).any() and (per_unit < lam).any()
+    got = vae_objective(data, 3, free_bits=lam)(ens, (idx, torch.tensor(0)), g())
+    torch.testing.assert_close(
+        got, rec + free_bits_kl(mu, logvar, lam).detach(), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_iwae_objective_equals_minus_the_bound_and_refuses_a_beta():
+    torch.manual_seed(0)
+    model = VAE(12, (7,), 3)
+    ens = Ensemble([model])
+    data = torch.rand(20, 12)
+    idx = torch.randint(0, 20, (1, 4), generator=torch.Generator().manual_seed(1))
+    got = vae_objective(data, 3, k=5, iwae=True)(
+        ens, (idx, torch.tensor(0)), torch.Generator().manual_seed(0)
+    )
+    gen = torch.Generator().manual_seed(0)
+    xb = (torch.rand(1, 4, 12, generator=gen) < data[idx]).float()
+    eps = torch.randn(1, 4, 5, 3, generator=gen)
+    log_px, z, mu, logvar, _ = model(xb[0], eps[0])
+    ref = -iwae_bound(log_importance_weights(log_px, z, mu, logvar)).mean()
+    torch.testing.assert_close(got[0], ref, rtol=1e-5, atol=1e-5)
+    (g_got,) = torch.autograd.grad(got[0], ens.stacked[0])
+    (g_ref,) = torch.autograd.grad(ref, model.encoder.net[0].weight)
+    torch.testing.assert_close(g_got[0], g_ref, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="IWAE"):
+        vae_objective(data, 3, k=5, iwae=True, beta=2.0)
+
+
+def test_made_is_a_normalised_distribution_and_every_pixel_reaches_the_hidden_layer():
+    """Summed over all 2^6 binary images, p(x | z) = 1; with fewer hidden units than D - 1
+    every pixel but the last still feeds some hidden unit."""
+    torch.manual_seed(0)
+    dec = MADEDecoder(z_dim=2, hidden=9, x_dim=6).double()
+    xs = torch.tensor([[(i >> j) & 1 for j in range(6)] for i in range(64)], dtype=torch.float64)
+    z = torch.randn(1, 2, dtype=torch.float64).expand(64, 2)
+    log_p = dec.log_likelihood(dec(z, xs), xs)
+    torch.testing.assert_close(log_p.exp().sum(), torch.tensor(1.0, dtype=torch.float64))
+    wide = MADEDecoder(z_dim=2, hidden=40, x_dim=100)
+    fed = wide.mask_in.sum(0)
+    assert (fed[:-1] > 0).all() and fed[-1] == 0

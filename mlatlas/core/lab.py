@@ -472,8 +472,10 @@ class Lab:
             raise LabError(str(exc)) from None
 
     # randomness --------------------------------------------------------------------
-    def replicates(self, n: int, desc: str = "seeds") -> Iterator[Replicate]:
-        """`n` replicates (ids 0..n-1, seeds derived from the run seed), with a progress bar.
+    def replicates(self, n: int, desc: str = "seeds", first: int = 0) -> Iterator[Replicate]:
+        """`n` replicates (ids first..first+n-1, seeds derived from the run seed), with a
+        progress bar. ``first`` > 0 gives fresh replicates after a pilot: a claim restated on
+        what ids 0..first-1 showed is decided on replicates that pilot never saw.
 
         Before each is yielded the global generators are seeded with its seed, so module
         initialisation inside the loop is reproducible; use ``rep.rng(key)``,
@@ -481,7 +483,9 @@ class Lab:
         """
         if n < 1:
             raise LabError("replicates(n) needs n >= 1")
-        for i in self.progress(range(n), desc=desc):
+        if first < 0:
+            raise LabError("replicates(first=...) must be >= 0")
+        for i in self.progress(range(first, first + n), desc=desc):
             rep = replicate(self.seed, i)
             seed_global(rep.seed)
             yield rep

@@ -29,7 +29,9 @@ class MADEDecoder(nn.Module):
     def __init__(self, z_dim: int, hidden: int, x_dim: int) -> None:
         super().__init__()
         degree_in = torch.arange(1, x_dim + 1)
-        degree_h = torch.arange(hidden) % max(x_dim - 1, 1) + 1  # spread evenly over 1..D-1
+        # m_k = 1 + floor(k (D - 2) / (H - 1)), k = 0..H-1: from 1 to D - 1, every degree used
+        # when H >= D - 1 and evenly spread when H < D - 1 (k mod (D - 1) would stop at H)
+        degree_h = 1 + torch.arange(hidden) * max(x_dim - 2, 0) // max(hidden - 1, 1)
         self.register_buffer("mask_in", (degree_h[:, None] >= degree_in[None, :]).float())
         self.register_buffer("mask_out", (degree_in[:, None] > degree_h[None, :]).float())
         self.register_buffer("mask_direct", torch.tril(torch.ones(x_dim, x_dim), diagonal=-1))

@@ -48,8 +48,9 @@ def image_intensities(
     name: str, n_train: int | None = None, n_test: int | None = None, pool: int = 1
 ) -> Images:
     """MNIST (28x28) or scikit-learn's digits (8x8; a fixed 75/25 split) as intensities in
-    [0, 1], the first n_train / n_test images (MNIST's order is already random); ``pool`` > 1
-    averages pool x pool blocks (MNIST at 14x14 with pool = 2)."""
+    [0, 1]; n_train / n_test images are a fixed random subset (the same whatever the run
+    seed: MNIST's test file is ordered, its first 5,000 digits written by other hands than its
+    last 5,000); ``pool`` > 1 averages pool x pool blocks (MNIST at 14x14 with pool = 2)."""
     if name == "mnist":
         (xtr, ytr), (xte, yte) = load_mnist("train"), load_mnist("test")
         xtr, xte, side, rec = xtr / 255.0, xte / 255.0, 28, REGISTRY["mnist"].record()
@@ -62,19 +63,26 @@ def image_intensities(
     else:
         raise KeyError(f"unknown image set {name!r}; known: mnist, digits")
 
-    def flat(a: np.ndarray, n: int | None) -> Tensor:
-        a = a[:n] if n is not None else a
+    def subset(n: int | None, size: int, split: str) -> np.ndarray:
+        if n is None or n >= size:
+            return np.arange(size)
+        return np.sort(fixed_rng("subset", name, split).permutation(size)[:n])
+
+    keep_tr, keep_te = subset(n_train, len(xtr), "train"), subset(n_test, len(xte), "test")
+    xtr, ytr, xte, yte = xtr[keep_tr], ytr[keep_tr], xte[keep_te], yte[keep_te]
+
+    def flat(a: np.ndarray) -> Tensor:
         t = torch.from_numpy(np.array(a, dtype=np.float32)).reshape(len(a), 1, side, side)
         if pool > 1:
             t = torch.nn.functional.avg_pool2d(t, pool)
         return t.flatten(1)
 
-    xtr, xte = flat(xtr, n_train), flat(xte, n_test)
+    xtr, xte = flat(xtr), flat(xte)
     side //= pool
     rec = {**rec, "n_train": len(xtr), "n_test": len(xte), "binarized": "dynamic (test: fixed)"}
     if pool > 1:
         rec["pooled_to"] = side
-    ytr, yte = torch.as_tensor(ytr[: len(xtr)]), torch.as_tensor(yte[: len(xte)])
+    ytr, yte = torch.as_tensor(np.asarray(ytr)), torch.as_tensor(np.asarray(yte))
     return Images(xtr, ytr, xte, yte, side, rec)
 
 
@@ -104,6 +112,7 @@ def vae_objective(
     beta: Tensor | float = 1.0,
     warmup: Tensor | float = 0.0,
     free_bits: Tensor | float = 0.0,
+    arms: int = 1,
 ) -> Callable[[Ensemble, tuple[Tensor, Tensor], torch.Generator], Tensor]:
     """loss_fn(ens, (idx, t), noise) for `fit`: each member's negative objective on its own
     dynamically binarized minibatch ``data[idx[r]]``, shape (R,).
@@ -112,14 +121,23 @@ def vae_objective(
     ``warmup`` > 0 ramps that weight linearly from 0 over as many steps; ``free_bits`` > 0 counts
     each latent dimension's batch-mean KL as at least that many nats. With ``iwae`` the loss is
     -L_k (Burda et al. 2015), otherwise the ELBO with the reconstruction term averaged over
-    ``k`` samples.
+    ``k`` samples. With ``arms`` > 1 the R = arms * n members are arms of n replicates
+    (member a * n + r): the arms of a replicate get the same binarized pixels and the same eps
+    (common random numbers) whenever they get the same minibatch indices.
     """
+    shaped = any(isinstance(v, Tensor) or v != d for v, d in ((beta, 1.0), (warmup, 0.0)))
+    if iwae and (shaped or isinstance(free_bits, Tensor) or free_bits != 0.0):
+        raise ValueError("the IWAE objective has no beta, warm-up or free bits")
 
     def loss_fn(ens: Ensemble, batch: tuple[Tensor, Tensor], noise: torch.Generator) -> Tensor:
         idx, t = batch
-        x = binarize(data[idx], noise)
-        eps_shape = (*idx.shape, k, z_dim) if (k > 1 or iwae) else (*idx.shape, z_dim)
+        p = data[idx]
+        n = p.shape[0] // arms  # replicates: one draw each, repeated over the arms
+        u = torch.rand((n, *p.shape[1:]), generator=noise, device=p.device).repeat(arms, 1, 1)
+        x = (u < p).to(p.dtype)
+        eps_shape = (n, idx.shape[1], k, z_dim) if (k > 1 or iwae) else (n, idx.shape[1], z_dim)
         eps = torch.randn(eps_shape, generator=noise, device=x.device)
+        eps = eps.repeat(arms, *([1] * (eps.dim() - 1)))
         log_px, z, mu, logvar, _ = ens.call(lambda f, a, e: f(a, e), x, eps, per_member=True)
         if iwae:
             return -iwae_bound(log_importance_weights(log_px, z, mu, logvar)).mean(-1)
@@ -142,23 +160,25 @@ def member_bounds(
     ks: Sequence[int],
     generator: torch.Generator,
     chunk: int = 8,
+    draws: int = 100,
 ) -> dict[int, Tensor]:
     """Per member and test example, the importance-weighted bounds L_k (nats), shape (R, N),
-    for each k in `ks`. One pass draws max(ks) samples per example; L_k is the mean over the
-    max(ks) / k disjoint groups of k (every k must divide max(ks)), so each k uses every sample."""
-    k_max = max(ks)
-    if any(k_max % k for k in ks):
-        raise ValueError(f"every k must divide the largest one, got {list(ks)}")
+    for each k in `ks`. Each k gets samples of its own, max(k, draws) of them rounded up to a
+    multiple of k, and L_k is the mean over their disjoint groups of k. Own samples, not
+    nested groups of one draw: nested groups would order the L_k by Jensen's inequality on
+    every image, whatever the model, and the comparison would say nothing."""
+    sizes = {k: -(-max(k, draws) // k) * k for k in ks}
+    total = sum(sizes.values())
     out: dict[int, list[Tensor]] = {k: [] for k in ks}
     for i in range(0, len(x), chunk):
         xb = x[i : i + chunk].expand(ens.size, -1, -1)
         eps = torch.randn(
-            (ens.size, len(xb[0]), k_max, ens.base.z_dim), generator=generator, device=x.device
+            (ens.size, len(xb[0]), total, ens.base.z_dim), generator=generator, device=x.device
         )
         log_px, z, mu, logvar, _ = ens.call(lambda f, a, e: f(a, e), xb, eps, per_member=True)
-        log_w = log_importance_weights(log_px, z, mu, logvar)  # (R, b, k_max)
-        for k in ks:
-            groups = log_w.reshape(*log_w.shape[:-1], k_max // k, k)
+        log_w = log_importance_weights(log_px, z, mu, logvar)  # (R, b, total)
+        for k, part in zip(ks, log_w.split(list(sizes.values()), dim=-1), strict=True):
+            groups = part.reshape(*part.shape[:-1], sizes[k] // k, k)
             out[k].append(iwae_bound(groups).mean(-1))
     return {k: torch.cat(v, dim=1) for k, v in out.items()}
 
@@ -206,7 +226,8 @@ def fit_vaes(
     ``reps[r].seed_torch("init")``) and see the same minibatches, so arms are paired by seed;
     per-member settings (``beta``, ``warmup``, ``free_bits``) are passed through to
     `vae_objective` as tensors of shape (arms * R,). The binarization and eps come from one
-    generator the fit owns; ``schedule(t)`` sets the learning rate of step t."""
+    generator the fit owns, and a replicate's arms share them; ``schedule(t)`` sets the
+    learning rate of step t."""
     n = len(reps)
     ens = make_ensemble(lambda m: build(), arms * n, lambda m: reps[m % n].seed_torch("init"))
     z_dim = ens.base.z_dim
@@ -217,7 +238,7 @@ def fit_vaes(
     res = fit(
         ens,
         opt,
-        vae_objective(data, z_dim, **objective),
+        vae_objective(data, z_dim, arms=arms, **objective),
         step_batches(streams, steps),
         steps,
         ctx=ctx,
@@ -235,11 +256,14 @@ def member_rate_distortion(
 ) -> tuple[Tensor, Tensor]:
     """Per member, the rate E_x KL(q(z | x) || p(z)) and the distortion E_x E_q[-log p(x | z)]
     (one z per image), both in nats per image, on shared inputs x: two tensors of shape (R,)."""
-    rate, dist = torch.zeros(ens.size), torch.zeros(ens.size)
+    rate = torch.zeros(ens.size, device=x.device)
+    dist = torch.zeros(ens.size, device=x.device)
     for i in range(0, len(x), chunk):
         xb = x[i : i + chunk].expand(ens.size, -1, -1)
-        eps = torch.randn((ens.size, xb.shape[1], ens.base.z_dim), generator=generator)
+        eps = torch.randn(
+            (ens.size, xb.shape[1], ens.base.z_dim), generator=generator, device=x.device
+        )
         log_px, _, mu, logvar, _ = ens.call(lambda f, a, e: f(a, e), xb, eps, per_member=True)
         rate += gaussian_kl(mu, logvar).sum((1, 2))
         dist -= log_px.sum(1)
-    return rate / len(x), dist / len(x)
+    return (rate / len(x)).cpu(), (dist / len(x)).cpu()

@@ -27,24 +27,30 @@ def iwae_bound(ctx: Lab) -> None:
     VAEs with Burda et al.'s one-stochastic-layer architecture (784-200-200-50, tanh, a
     Bernoulli decoder) are trained on dynamically binarized MNIST with the ELBO (Adam, the
     learning rate decayed linearly to zero over the last 30% of steps), then scored on the
-    binarized held-out test images with L_k for k = 1, 5, 50, 500 (each the mean over disjoint
-    groups of the same k_max = 1000 samples per image) and the negative log-likelihood
-    estimate -L_1000 (Burda et al. use k = 5000; -L_k only falls with k, so ours can only
-    overstate the NLL).
+    binarized held-out test images (a fixed random subset) with L_k for k = 1, 5, 50, 500,
+    each from samples of its own (max(k, 100) per image, the mean over their disjoint groups
+    of k; groups nested in one draw would be ordered by Jensen's inequality whatever the
+    model), and the negative log-likelihood estimate -L_1000 (Burda et al. use k = 5000;
+    -L_k only falls with k in expectation, so ours can only overstate the NLL).
 
     Burda et al. (Table 1) report a test NLL of 86.76 nats for this VAE and 84.78 for the
     IWAE trained with k = 50, after 3,280 passes over the data; the default scale here trains
     for a few passes (the record gives how many), so its NLL is higher, and the claim states
     the target it should still reach: at most 100 nats. The bound-tightening claim is a
     theorem in expectation (Burda et al., Theorem 1); what the lab measures is how large the
-    steps are on a trained model, and the gap between the ELBO and the NLL estimate, which is
-    the KL from q(z | x) to the true posterior that the diagonal Gaussian encoder leaves.
+    steps are on a trained model, and the gap between the ELBO and the NLL estimate, a lower
+    bound on the KL from q(z | x) to the true posterior that the diagonal Gaussian encoder
+    leaves.
 
-    At the default scale (five seeds, 8,000 steps = 13.3 epochs, 300 test images, run seed
-    0) all three were supported: the NLL estimate was 94.7 nats (interval [93.5, 95.9]; 94.2
-    to 95.6 per seed), 8 nats above Burda et al.'s VAE after 246 times fewer epochs; the
-    smallest step of the bound (L_500 - L_50) was 0.52 nats per seed and the ELBO lay 3.8 nats
-    ([3.6, 3.9]) below L_1000; 14 to 19 of the 50 latent units were active.
+    A first run at the default scale (five seeds, 8,000 steps = 13.3 epochs, run seed 0)
+    scored the *first* 300 test images, with every k's groups nested in one draw of 1,000.
+    MNIST's test file is ordered (its first 5,000 digits come from other writers than its
+    last 5,000 and carry less ink: summed intensities in [0, 1] of 96 against 112 per image
+    on average), so those numbers are biased low, and nested groups made the ordering unable
+    to fail. That run found an NLL estimate of 94.7 nats ([93.5, 95.9]), 8 nats above Burda et
+    al.'s VAE after 246 times fewer epochs; a smallest step of the bound (L_500 - L_50) of
+    0.52 nats; the ELBO 3.8 nats ([3.6, 3.9]) below L_1000; 14 to 19 of the 50 units active.
+    The numbers of the present form are in the record.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),
@@ -56,7 +62,7 @@ def iwae_bound(ctx: Lab) -> None:
         lr=2e-3,
         n_test=per_scale(50, 300, 10_000),
         ks=(1, 5, 50, 500, 1000),
-        nll_target=100.0,
+        nll_target=per_scale(100.0, 100.0, 88.0),
     )
     tighter = ctx.claim(
         "The importance-weighted bound tightens as k grows: L_5 > L_1, L_50 > L_5, L_500 > L_50",

@@ -39,24 +39,26 @@ def latent_space(ctx: Lab) -> None:
     With d = 2 the whole latent space can be drawn (Kingma & Welling 2014, figure 4): decoding
     a grid of z at the prior's quantiles shows digits morphing smoothly into one another,
     because the KL term packs the posteriors of all training images into one Gaussian blob
-    with no empty regions. VAEs (784-256-2, Bernoulli decoder) are trained on dynamically
+    with few empty regions. VAEs (784-256-2, Bernoulli decoder) are trained on dynamically
     binarized digits; two measurements test that the space is organised:
 
     - interpolation: for pairs of held-out images of different classes, the decoded midpoint
-      of their posterior means against the pixel-space midpoint (the two images cross-faded),
-      each scored by the yardstick's classifier (its mean top-class probability; a logistic
-      regression on pixels for the 8x8 digits at smoke scale). The claim: latent midpoints
-      are classified more confidently, i.e. they look like one digit rather than two overlaid;
+      of their posterior means against the pixel average of the two decoded endpoints (a
+      cross-fade of the same blurry decoder's outputs, so blur is on both sides), each scored
+      by the yardstick's classifier (its mean top-class probability; a logistic regression on
+      pixels for the 8x8 digits at smoke scale). The claim: latent midpoints are classified
+      more confidently, i.e. they look like one digit rather than two overlaid;
     - class structure: 5-NN accuracy on held-out posterior means, against the same classifier
-      on the first two principal components of the pixels (PCA is deterministic: one value
-      for every seed). The claim: the 2-D code separates the classes better.
+      on the first two principal components of the same binarized pixels (PCA is
+      deterministic: its accuracy, measured first, is the claim's margin). The claim: the
+      2-D code separates the classes better.
 
-    At the default scale (five seeds, 2,500 steps, run seed 0) the code separated the classes
-    better than PCA (5-NN accuracy 0.55 to 0.60 against PCA's 0.41; supported), and the
-    midpoint claim was inconclusive: decoded midpoints were classified with a mean confidence
-    of 0.67 to 0.78 per seed, pixel cross-fades with 0.76 (difference -0.03, interval
-    [-0.08, 0.01]). A cross-fade keeps both digits' strokes sharp and the classifier picks one
-    of them; the latent midpoint is one digit, but a blurry one after this little training.
+    A first run at the default scale (five seeds, 2,500 steps, run seed 0) compared the
+    midpoints with cross-fades of the two *real* images (inconclusive: 0.67 to 0.78 per seed
+    against 0.76) and PCA of the grey pixels (5-NN 0.41 against the codes' 0.55 to 0.60,
+    supported): sharp real strokes against a blurry decoder confounded the first, and the
+    paired form skipped the core's skew guard for what is a one-sample test against a
+    constant. Both are restated above; the real cross-fade's confidence stays in the table.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),
@@ -71,15 +73,10 @@ def latent_space(ctx: Lab) -> None:
         grid=per_scale(10, 20, 25),
     )
     crisp = ctx.claim(
-        "Decoded latent midpoints are classified more confidently than pixel cross-fades",
-        quantity="per seed: mean top-class probability over pairs; a = latent midpoint, b = pixel",
-        direction=">",
-        margin=0.0,
-        paired=True,
-    )
-    separates = ctx.claim(
-        "A 2-D VAE code separates digit classes better than 2-D PCA (5-NN accuracy)",
-        quantity="per seed: 5-NN test accuracy; a = VAE posterior means, b = PCA (one value)",
+        "Decoded latent midpoints are classified more confidently than cross-fades of the two "
+        "decoded endpoints",
+        quantity="per seed: mean top-class probability over pairs; a = decoded latent "
+        "midpoint, b = pixel average of the two decoded endpoints",
         direction=">",
         margin=0.0,
         paired=True,
@@ -87,6 +84,19 @@ def latent_space(ctx: Lab) -> None:
     data = image_intensities(cfg.dataset, n_train=cfg.n_probe, n_test=cfg.n_test)
     full = image_intensities(cfg.dataset)
     ctx.dataset(full.record)
+    # the baseline first: PCA of the same binarized inputs the encoders see; its accuracy,
+    # deterministic, is the margin the VAE codes are tested against
+    bin_train, bin_test = fixed_binarization(data.train), fixed_binarization(data.test)
+    pca = PCA(2, random_state=0).fit(bin_train.numpy())
+    acc_pca = knn_accuracy(
+        pca.transform(bin_train.numpy()), data.y_train, pca.transform(bin_test.numpy()), data.y_test
+    )
+    separates = ctx.claim(
+        f"A 2-D VAE code separates digit classes better than 2-D PCA (5-NN accuracy {acc_pca:.3f})",
+        quantity="per seed: 5-NN test accuracy of the VAE posterior means",
+        direction=">",
+        margin=acc_pca,
+    )
     reps = list(ctx.replicates(cfg.seeds))
     x_dim = data.train.shape[1]
     ens, res = fit_vaes(
@@ -102,34 +112,29 @@ def latent_space(ctx: Lab) -> None:
     rng = fixed_rng("latent-pairs")
     a = rng.integers(0, len(data.test), cfg.pairs)
     b = rng.integers(0, len(data.test), cfg.pairs)
-    keep = data.y_test[a] != data.y_test[b]
-    a, b = a[keep.numpy()], b[keep.numpy()]
-    pixel_mid = 0.5 * (data.test[a] + data.test[b])
-    conf_pixel = float(judge.probabilities(pixel_mid).max(1).values.mean())
-    pca = PCA(2, random_state=0).fit(data.train.numpy())
-    acc_pca = knn_accuracy(
-        pca.transform(data.train.numpy()),
-        data.y_train,
-        pca.transform(data.test.numpy()),
-        data.y_test,
-    )
-    mu_train, _ = member_posteriors(ens, fixed_binarization(data.train))
-    mu_test, _ = member_posteriors(ens, fixed_binarization(data.test))
+    keep = (data.y_test[a] != data.y_test[b]).numpy()
+    a, b = a[keep], b[keep]
+    conf_raw = float(judge.probabilities(0.5 * (data.test[a] + data.test[b])).max(1).values.mean())
+    mu_train, _ = member_posteriors(ens, bin_train)
+    mu_test, _ = member_posteriors(ens, bin_test)
     rows = []
     for r, rep in enumerate(reps):
         model = ens.member(r)
         mid = decode(model, 0.5 * (mu_test[r, a] + mu_test[r, b]))
+        fade = 0.5 * (decode(model, mu_test[r, a]) + decode(model, mu_test[r, b]))
         conf = float(judge.probabilities(mid).max(1).values.mean())
+        conf_fade = float(judge.probabilities(fade).max(1).values.mean())
         acc = knn_accuracy(mu_train[r].numpy(), data.y_train, mu_test[r].numpy(), data.y_test)
         if res.diverged[r]:
-            conf = acc = float("nan")
-        crisp.add(rep.id, conf, conf_pixel)
-        separates.add(rep.id, acc, acc_pca)
+            conf = conf_fade = acc = float("nan")
+        crisp.add(rep.id, conf, conf_fade)
+        separates.add(rep.id, acc)
         rows.append(
             {
                 "seed": rep.id,
                 "latent midpoint confidence": conf,
-                "pixel midpoint confidence": conf_pixel,
+                "decoded cross-fade confidence": conf_fade,
+                "real cross-fade confidence": conf_raw,
                 "5-NN accuracy, VAE code": acc,
                 "5-NN accuracy, PCA": acc_pca,
             }

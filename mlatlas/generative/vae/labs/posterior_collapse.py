@@ -1,4 +1,5 @@
-"""Lab: an autoregressive decoder collapses the posterior; KL warm-up and free bits resist."""
+"""Lab: an autoregressive decoder lowers the rate of its posterior; KL warm-up and free bits
+resist."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ ARMS = ("plain ELBO", "KL warm-up", "free bits")  # the autoregressive decoder's
 
 @lab("vae", insights=["KL divergence regularization", "Latent space modeling"])
 def posterior_collapse(ctx: Lab) -> None:
-    """Posterior collapse: when the decoder can model x without z, the KL term switches z off.
+    """Posterior collapse: when the decoder can model x without z, the KL term pushes z out.
 
     A VAE with an autoregressive decoder (MADE conditioned on z, `mlatlas.generative.vae.made`)
     can fit the pixels from the pixels before them; the ELBO then reaches its optimum with
@@ -41,17 +42,22 @@ def posterior_collapse(ctx: Lab) -> None:
 
     The three autoregressive arms of a seed start from the same weights and see the same
     minibatches. Claims: with the plain ELBO the autoregressive decoder keeps at most 3 of 32
-    units active (full collapse); its rate (the nats z carries) is below the factorized
-    decoder's; warm-up and free bits each raise its rate. Bowman et al. report that warm-up
-    alone delays collapse more than it prevents it with an LSTM decoder.
+    units active (full collapse); its rate (an upper bound on the information z carries) is
+    below the factorized decoder's; warm-up raises its rate; free bits lower its distortion.
+    Bowman et al. report that warm-up alone delays collapse more than it prevents it with an
+    LSTM decoder.
 
-    The first default run (six seeds, 2,500 steps) stated the last three claims on active-unit
-    counts, and found every arm with 30 to 32 of 32 units above Burda et al.'s threshold
-    (the full-collapse claim refuted), while the autoregressive plain-ELBO rate was a third of
-    the others' (3.3 against 9.9 nats at seed 0; 8.5 with warm-up, 8.8 with free bits): at
-    this scale the decoder shrinks what every unit carries rather than switching units off,
-    and a count over a fixed threshold does not see it. Those claims were restated on the
-    rate, the quantity the collapse lowers; the unit counts stay in the table.
+    The first default run (replicates 0-5, 2,500 steps) stated the last claims on active-unit
+    counts, and found every arm with 30 to 32 of 32 units above Burda et al.'s threshold (the
+    full-collapse claim refuted), while the autoregressive plain-ELBO rate was a third of the
+    others' (3.3 against 9.9 nats at seed 0; 8.5 with warm-up, 8.8 with free bits, whose
+    floor is 0.25 x 32 = 8 nats): at this scale the decoder shrinks what every unit carries
+    rather than switching units off, and a count over a fixed threshold does not see it. The
+    claims were restated on the rate (on the distortion for free bits, whose rate the floor
+    sets: 35.1 nats plain against 30.2 there), and are decided on fresh replicates, ids 6-11,
+    which that pilot never saw; the unit counts stay in the table. The remedies' -ELBO is
+    not lower (38.4 plain, 38.9 warm-up, 39.0 free bits at pilot seed 0): they buy a used
+    code, not a better bound.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),
@@ -67,6 +73,7 @@ def posterior_collapse(ctx: Lab) -> None:
         free_bits=0.25,
         n_test=per_scale(300, 2000, 10000),
         max_active_collapsed=3,
+        first_replicate=6,
     )
     collapsed = ctx.claim(
         f"With the plain ELBO the autoregressive decoder keeps at most "
@@ -77,7 +84,7 @@ def posterior_collapse(ctx: Lab) -> None:
         margin=cfg.max_active_collapsed + 0.5,
     )
     less = ctx.claim(
-        "An autoregressive decoder's z carries less information than a factorized one's",
+        "An autoregressive decoder's posterior has a lower rate than a factorized decoder's",
         insight="Latent space modeling",
         quantity="per seed: rate (nats); a = factorized decoder, b = autoregressive, plain ELBO",
         direction=">",
@@ -85,22 +92,30 @@ def posterior_collapse(ctx: Lab) -> None:
         paired=True,
         log=True,
     )
-    remedies = {
-        arm: ctx.claim(
-            f"{arm[0].upper() + arm[1:]} raises the rate over the plain ELBO "
-            "with the autoregressive decoder",
-            insight="KL divergence regularization",
-            quantity=f"per seed: rate (nats); a = {arm}, b = plain ELBO",
-            direction=">",
-            margin=1.0,
-            paired=True,
-            log=True,
-        )
-        for arm in ARMS[1:]
-    }
+    warm = ctx.claim(
+        "KL warm-up raises the rate over the plain ELBO with the autoregressive decoder",
+        insight="KL divergence regularization",
+        quantity="per seed: rate (nats); a = KL warm-up, b = plain ELBO",
+        direction=">",
+        margin=1.0,
+        paired=True,
+        log=True,
+    )
+    # free bits put a floor of lam * d nats under the KL term, so their rate says little: the
+    # claim is on the distortion, what a code that is used buys
+    bits = ctx.claim(
+        "Free bits lower the distortion below the plain ELBO's with the autoregressive decoder",
+        insight="KL divergence regularization",
+        quantity="per seed: distortion (nats); a = plain ELBO, b = free bits",
+        direction=">",
+        margin=1.0,
+        paired=True,
+        log=True,
+    )
     data = image_intensities(cfg.dataset, n_test=cfg.n_test, pool=cfg.pool)
     ctx.dataset(data.record)
-    reps = list(ctx.replicates(cfg.seeds))
+    # replicates after the pilot's ids 0-5, on which three of the claims were restated
+    reps = list(ctx.replicates(cfg.seeds, first=cfg.first_replicate))
     n, x_dim = len(reps), data.train.shape[1]
     common = dict(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr)
     flat, res_flat = fit_vaes(
@@ -139,8 +154,8 @@ def posterior_collapse(ctx: Lab) -> None:
     for r, rep in enumerate(reps):
         collapsed.add(rep.id, au_m[r])
         less.add(rep.id, rate_f[r], rate_m[r])
-        for a, arm in enumerate(ARMS[1:], start=1):
-            remedies[arm].add(rep.id, rate_m[a * n + r], rate_m[r])
+        warm.add(rep.id, rate_m[n + r], rate_m[r])
+        bits.add(rep.id, dist_m[r], np.where(bad_m, np.nan, dist_m)[2 * n + r])
         rows.append(
             {
                 "seed": rep.id,
