@@ -50,7 +50,9 @@ def iwae_bound(ctx: Lab) -> None:
     to fail. That run found an NLL estimate of 94.7 nats ([93.5, 95.9]), 8 nats above Burda et
     al.'s VAE after 246 times fewer epochs; a smallest step of the bound (L_500 - L_50) of
     0.52 nats; the ELBO 3.8 nats ([3.6, 3.9]) below L_1000; 14 to 19 of the 50 units active.
-    The numbers of the present form are in the record.
+    In the present form, at the same scale, all three were supported again: NLL 94.8 nats
+    ([93.8, 95.9]; 94.5 at seed 0), the smallest step of the bound 0.54 nats ([0.50, 0.58]),
+    the ELBO 3.8 nats ([3.6, 4.1]) below L_1000.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),

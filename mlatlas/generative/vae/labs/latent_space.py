@@ -59,6 +59,10 @@ def latent_space(ctx: Lab) -> None:
     supported): sharp real strokes against a blurry decoder confounded the first, and the
     paired form skipped the core's skew guard for what is a one-sample test against a
     constant. Both are restated above; the real cross-fade's confidence stays in the table.
+    Restated, at the same scale, both were supported: latent midpoints were classified with
+    0.69 to 0.76 confidence, cross-fades of the decoded endpoints with 0.53 to 0.57
+    (difference 0.18, [0.14, 0.22]); 5-NN accuracy of the codes 0.57 to 0.62 against PCA's
+    0.423 on the same binarized pixels.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),

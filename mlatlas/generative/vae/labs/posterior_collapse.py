@@ -58,6 +58,12 @@ def posterior_collapse(ctx: Lab) -> None:
     which that pilot never saw; the unit counts stay in the table. The remedies' -ELBO is
     not lower (38.4 plain, 38.9 warm-up, 39.0 free bits at pilot seed 0): they buy a used
     code, not a better bound.
+
+    On the fresh replicates (default scale, run seed 0): the full-collapse claim refuted again
+    (31.3 of 32 units active on average); the factorized decoder's rate 3.2x the
+    autoregressive one's ([3.1, 3.3]; 10.1 against 3.3 nats at replicate 6); warm-up raised
+    the rate 2.6x ([2.5, 2.8]); free bits lowered the distortion 1.16x ([1.157, 1.170]; 35.0
+    against 30.3 nats): three supported.
     """
     cfg = ctx.config(
         dataset=per_scale("digits", "mnist", "mnist"),
