@@ -42,7 +42,9 @@ def test_show_by_number_and_alias(capsys):
     assert code == 0 and "Query-key-value attention" in out and "char_gpt" in out
     assert "sequence models  -> topic 6 rnn" in out
     code, out, _ = run(capsys, "show", "13")
-    assert code == 0 and "Labs: none yet" in out and "KL divergence regularization" in out
+    assert code == 0 and "KL divergence regularization" in out and "posterior_collapse" in out
+    code, out, _ = run(capsys, "show", "16")
+    assert code == 0 and "Labs: none yet" in out and "Bellman equations" in out
 
 
 def test_path_nlp_order(capsys):
