@@ -71,7 +71,7 @@ def test_path_nlp_order(capsys):
         (["show", "nope"], "valid topics: 1 backprop"),
         (["path", "nope"], "valid tracks: cv, nlp, generative, research, applied"),
         (["run", "backprop", "nolab"], "valid labs: universal_approximation"),
-        (["run", "vae"], "has no labs yet"),
+        (["run", "rl"], "has no labs yet"),
         (["run", "backprop", "gradient_flow", "--set", "oops"], "expected key=value"),
         (
             ["run", "backprop", "gradient_flow", "--set", "nope=1", "--scale", "smoke"],
