@@ -542,3 +542,141 @@ def test_train_gan_trains_a_dcgan(norm):
     dc.train()
     assert sample(dc["G"], 5, 8).shape == (5, 1, 28, 28)
     assert dc["G"].training  # sample switches to evaluation mode and back
+
+
+# --- helpers of the labs ---------------------------------------------------------------------
+
+
+def test_benchmark_mixtures_sample_from_the_cores_generators():
+    from mlatlas.generative.gan import MIXTURES
+
+    ring, grid = MIXTURES["ring"], MIXTURES["grid"]
+    assert (ring.modes, ring.std, grid.modes, grid.std) == (8, 0.02, 25, 0.05)
+    x = ring.sample(300, np.random.default_rng(3))
+    x0, _ = gaussian_mixture_2d(300, 8, np.random.default_rng(3), radius=2.0, std=0.02)
+    np.testing.assert_array_equal(x, x0.astype(np.float32))
+    y = grid.sample(300, np.random.default_rng(4))
+    y0, _ = gaussian_grid_2d(300, np.random.default_rng(4))
+    np.testing.assert_array_equal(y, y0.astype(np.float32))
+    np.testing.assert_array_equal(grid.centres, grid_centres(5, 2.0))
+    assert mode_coverage(y, grid.centres, grid.std).covered == 25
+
+
+def test_member_coverage_marks_diverged_and_non_finite_members_as_failures():
+    """A diverged generator is NaN (a failure the claim counts), never 0 modes covered."""
+    from mlatlas.generative.gan import member_coverage
+
+    centres, std = ring_centres(8, 2.0), 0.02
+    rng = np.random.default_rng(5)
+    good = np.concatenate([c + std * rng.standard_normal((50, 2)) for c in centres])
+    one = centres[2] + std * rng.standard_normal((400, 2))
+    nan = good.copy()
+    nan[7] = np.nan
+    x = np.stack([good, one, good, nan])
+    covered, quality = member_coverage(x, centres, std, diverged=[False, False, True, False])
+    assert covered[0] == 8 and covered[1] == 1
+    assert np.isnan(covered[2:]).all() and np.isnan(quality[2:]).all()
+    direct = mode_coverage(one, centres, std)
+    assert quality[1] == direct.high_quality
+    covered, _ = member_coverage(x[:2], centres, std)  # no divergence record: all judged
+    np.testing.assert_array_equal(covered, [8, 1])
+
+
+def test_a_diverged_seed_is_counted_as_failed_not_dropped():
+    """The chain a mode-collapse claim goes through: member_coverage's NaN for a diverged
+    member reaches the claim as a failure; the verdict says so instead of deciding on the
+    survivors (or, where the claim said beforehand what a failure counts as, uses that)."""
+    from mlatlas.core.claims import Experiment, decide_lab
+    from mlatlas.generative.gan import member_coverage
+
+    centres, std = ring_centres(8, 2.0), 0.02
+    rng = np.random.default_rng(6)
+    spread = np.concatenate([c + std * rng.standard_normal((40, 2)) for c in centres])
+    x = np.stack([spread] * 7)
+    diverged = np.array([False, False, False, True, False, False, False])
+    covered, _ = member_coverage(x, centres, std, diverged)
+    plain = Experiment("covers more than 7.5", "i", "modes", ">", 7.5)
+    counted = Experiment("covers more than 7.5", "i", "modes", ">", 7.5, on_failure=0.0)
+    for sid, c in enumerate(covered):
+        plain.add(sid, c)
+        counted.add(sid, c)
+    a, b = decide_lab([plain, counted])
+    assert a["n_failed"] == 1 and a["failed_ids"] == [3] and a["verdict"] == "inconclusive"
+    assert "failed" in a["reason"]
+    assert b["samples"][""]["3"] != b["samples"][""]["3"]  # the NaN is kept in the record
+    assert b["n"] == 7 and b["n_failed"] == 0 and b["estimate"] == pytest.approx(6 * 8 / 7)
+
+
+def test_generator_gradient_norms_match_each_member_and_the_closed_form():
+    from mlatlas.generative.gan import generator_gradient_norms
+
+    torch.manual_seed(17)
+    gs = [MLPGenerator(z_dim=4, hidden=8).double() for _ in range(3)]
+    ds = [MLPDiscriminator(hidden=8).double() for _ in range(3)]
+    ens = gan(Ensemble(copy.deepcopy(gs)), Ensemble(copy.deepcopy(ds)))
+    z = torch.randn(3, 10, 4, dtype=torch.float64)
+    norms = generator_gradient_norms(ens, z)
+    assert set(norms) == {"minimax", "nonsaturating"} and norms["minimax"].shape == (3,)
+    for r in range(3):
+        alone = generator_gradient_norms(gan(gs[r], ds[r]), z[r])
+        for name in norms:
+            _assert_same(norms[name][r], alone[name])
+    # one fake: both gradients are the same vector times -sigma(l) and -(1 - sigma(l))
+    single = gan(gs[0], ds[0])
+    z1 = z[0, :1]
+    l = ds[0](gs[0](z1)).detach()
+    one = generator_gradient_norms(single, z1)
+    ratio = float(one["minimax"] / one["nonsaturating"])
+    assert ratio == pytest.approx(float(torch.exp(l)), rel=1e-10)  # sigma / (1 - sigma)
+
+
+def test_mlp_gan_ensemble_starts_every_arm_from_the_same_generator():
+    from mlatlas.generative.gan import mlp_gan_ensemble
+
+    def seed(r, key):
+        torch.manual_seed(hash((r, key)) % 2**31)
+
+    plain = mlp_gan_ensemble(3, seed, z_dim=8, hidden=16)
+    packed = mlp_gan_ensemble(3, seed, z_dim=8, hidden=16, pack=2)
+    for p, q in zip(plain["G"].stacked, packed["G"].stacked, strict=True):
+        assert torch.equal(p, q)
+    assert plain["D"].stacked[0].shape[-1] == 2 and packed["D"].stacked[0].shape[-1] == 4
+    assert not torch.equal(plain["G"].stacked[0][0], plain["G"].stacked[0][1])  # own inits
+
+
+def test_instability_counts_mode_flips_between_evaluations():
+    from mlatlas.generative.gan.labs.instability import changed_modes
+
+    k = 4
+    settled = np.array([5.0, 5, 5, 5])
+    hop_a, hop_b = np.array([9.0, 0, 0, 0]), np.array([0.0, 9, 0, 0])  # two flips per move
+    evals = [
+        (1, np.stack([settled, hop_a, settled])),
+        (2, np.stack([settled, hop_b, np.full(k, np.nan)])),
+        (3, np.stack([settled, hop_a, settled])),
+    ]
+    np.testing.assert_array_equal(changed_modes(evals)[:2], [0.0, 2.0])
+    assert np.isnan(changed_modes(evals)[2])  # a run with NaN counts has no flip count
+    assert np.isnan(changed_modes(evals[:1])).all()  # one evaluation: nothing to compare
+
+
+def test_dcgan_lab_maps_images_to_tanh_range_and_back():
+    from mlatlas.generative.gan.labs.dcgan_mnist import as_28, judged
+
+    x = torch.rand(5, 64)
+    img = as_28(x, 8)
+    assert img.shape == (5, 1, 28, 28) and img.min() >= -1 and img.max() <= 1
+    assert judged(img, 8).shape == (5, 64)
+    flat = torch.linspace(0, 1, 4)[:, None].expand(4, 64)  # constant images survive exactly
+    torch.testing.assert_close(judged(as_28(flat, 8), 8), flat, atol=1e-6, rtol=0)
+    assert judged(torch.full((2, 1, 28, 28), 3.0), 8).max() == 1  # clamped to [0, 1]
+    m = torch.rand(3, 784)
+    torch.testing.assert_close(judged(as_28(m, 28), 28).flatten(1), m, atol=1e-6, rtol=0)
+
+
+def test_saturation_lab_measures_the_distance_to_the_nearest_mode():
+    from mlatlas.generative.gan.labs.saturation import nearest_distance
+
+    centres = ring_centres(8, 2.0)
+    x = torch.tensor([[[2.0, 0.0], [0.0, 0.0]], [[0.0, 2.5], [-2.0, 0.0]]])
+    np.testing.assert_allclose(nearest_distance(x, centres), [1.0, 0.25])

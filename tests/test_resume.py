@@ -91,14 +91,18 @@ KILL_POINTS = {
         ("activations", "dead_units", None),
         ("cnn", "lenet_mnist", None),
         ("vae", "posterior_collapse", None),
+        ("gan", "saturation", None),
     ],
-    ids=["ensemble-mlp", "single-cnn", "vae-two-ensembles"],
+    ids=["ensemble-mlp", "single-cnn", "vae-two-ensembles", "gan-alternating-updates"],
 )
 def test_sigkill_then_resume_gives_the_uninterrupted_numbers(tmp_path, topic, name, dataset):
     """Ensemble labs with several fits (topic 13's: a VAE objective that draws its own
-    binarization and eps, a warm-up read from the step) and a single-model CNN lab: killed with
-    SIGKILL at several points (one of them killed twice), each resumed run ends with the
-    claims, metrics, tables and metrics.jsonl of an uninterrupted run with the same seed."""
+    binarization and eps, a warm-up read from the step; topic 14's: a discriminator fitted
+    alone, then four GANs of two alternating updates per step, each copied from it, their z
+    from the fit's generator and their evaluations kept in the fit) and a single-model CNN
+    lab: killed with SIGKILL at several points (one of them killed twice), each resumed run
+    ends with the claims, metrics, tables and metrics.jsonl of an uninterrupted run with the
+    same seed."""
     if dataset:
         require_data(dataset)
     args = ["run", topic, name, "--scale", "smoke"]

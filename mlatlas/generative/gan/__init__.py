@@ -59,7 +59,14 @@ from mlatlas.generative.gan.models import (
     MLPGenerator,
     dcgan_init_,
 )
-from mlatlas.generative.gan.modes import VEEGAN_SAMPLES, ModeCoverage, mode_coverage
+from mlatlas.generative.gan.modes import (
+    MIXTURES,
+    VEEGAN_SAMPLES,
+    Mixture,
+    ModeCoverage,
+    member_coverage,
+    mode_coverage,
+)
 from mlatlas.generative.gan.pacgan import pack
 from mlatlas.generative.gan.spectral_norm import SpectralNorm, power_iteration, spectral_norm
 from mlatlas.generative.gan.train import (
@@ -68,6 +75,8 @@ from mlatlas.generative.gan.train import (
     draw_z,
     gan,
     gan_losses,
+    generator_gradient_norms,
+    mlp_gan_ensemble,
     sample,
     split_losses,
     train_gan,
@@ -75,11 +84,13 @@ from mlatlas.generative.gan.train import (
 
 __all__ = [
     "LOSSES",
+    "MIXTURES",
     "VEEGAN_SAMPLES",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "Mixture",
     "ModeCoverage",
     "SpectralNorm",
     "critic_batches",
@@ -89,10 +100,13 @@ __all__ = [
     "draw_z",
     "gan",
     "gan_losses",
+    "generator_gradient_norms",
     "generator_loss_minimax",
     "generator_loss_nonsaturating",
     "gradient_penalty",
     "interpolates",
+    "member_coverage",
+    "mlp_gan_ensemble",
     "mode_coverage",
     "pack",
     "power_iteration",

@@ -25,7 +25,43 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mlatlas.core.data.synthetic import (
+    gaussian_grid_2d,
+    gaussian_mixture_2d,
+    grid_centres,
+    ring_centres,
+)
+
 VEEGAN_SAMPLES = 2500  # samples drawn per evaluated generator in Srivastava et al. (2017)
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """One of the two benchmark mixtures: its name, (K, 2) centres and standard deviation."""
+
+    name: str
+    centres: np.ndarray
+    std: float
+
+    @property
+    def modes(self) -> int:
+        return len(self.centres)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n points (n, 2), float32, drawn by the core's generator of this mixture."""
+        if self.name == "ring":
+            x, _ = gaussian_mixture_2d(n, self.modes, rng, radius=2.0, std=self.std)
+        else:
+            x, _ = gaussian_grid_2d(n, rng, side=5, spacing=2.0, std=self.std)
+        return x.astype(np.float32)
+
+
+# Metz et al. (2017) and Srivastava et al. (2017): 8 modes on a circle of radius 2 with std
+# 0.02; 25 modes at {-4, -2, 0, 2, 4}^2 with std 0.05
+MIXTURES = {
+    "ring": Mixture("ring", ring_centres(8, 2.0), 0.02),
+    "grid": Mixture("grid", grid_centres(5, 2.0), 0.05),
+}
 
 
 @dataclass(frozen=True)
@@ -67,3 +103,26 @@ def mode_coverage(
         counts=counts,
         nearest=nearest_np,
     )
+
+
+def member_coverage(
+    samples: Tensor | np.ndarray,
+    centres: Tensor | np.ndarray,
+    std: float,
+    diverged: np.ndarray | None = None,
+    min_count: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Modes covered and high-quality share of each of R generators' samples (R, n, d), as
+    two float arrays (R,). A member that diverged, or whose samples are not all finite, gets
+    NaN in both: it is a failure for the claims to count, never a generator that happened to
+    cover no mode."""
+    x = np.asarray(samples, dtype=np.float64)
+    failed = np.zeros(len(x), dtype=bool) if diverged is None else np.asarray(diverged, bool)
+    failed = np.broadcast_to(failed, (len(x),))
+    covered, quality = np.full(len(x), np.nan), np.full(len(x), np.nan)
+    for r, xr in enumerate(x):
+        if failed[r] or not np.isfinite(xr).all():
+            continue
+        c = mode_coverage(xr, centres, std, min_count=min_count)
+        covered[r], quality[r] = c.covered, c.high_quality
+    return covered, quality

@@ -47,6 +47,7 @@ from mlatlas.generative.gan.losses import (
     interpolates,
     wgan_generator_loss,
 )
+from mlatlas.generative.gan.models import MLPDiscriminator, MLPGenerator
 from mlatlas.generative.gan.pacgan import pack as pack_examples
 from mlatlas.generative.gan.spectral_norm import SpectralNorm
 
@@ -61,6 +62,32 @@ GENERATOR_LOSSES: dict[str, Callable[[Tensor], Tensor]] = {
 def gan(generator: nn.Module, discriminator: nn.Module) -> nn.ModuleDict:
     """The model `fit` trains: both players in one module, ``{"G": ..., "D": ...}``."""
     return nn.ModuleDict({"G": generator, "D": discriminator})
+
+
+def mlp_gan_ensemble(
+    size: int,
+    seed_fn: Callable[[int, str], object],
+    *,
+    z_dim: int = 256,
+    hidden: int = 128,
+    pack: int = 1,
+) -> nn.ModuleDict:
+    """``gan(G, D)`` with G and D `Ensemble` s of `size` of Metz et al.'s MLPs (`models`); member
+    r's G is built right after ``seed_fn(r, "G")`` and its D after ``seed_fn(r, "D")`` (e.g.
+    ``lambda r, key: reps[r].seed_torch(key)``), so two arms seeded alike start from the same
+    generators whatever their discriminators (a packed D has a wider input)."""
+
+    def build(make: Callable[[], nn.Module], key: str) -> Ensemble:
+        members = []
+        for r in range(size):
+            seed_fn(r, key)
+            members.append(make())
+        return Ensemble(members)
+
+    return gan(
+        build(lambda: MLPGenerator(z_dim=z_dim, hidden=hidden), "G"),
+        build(lambda: MLPDiscriminator(in_dim=2 * pack, hidden=hidden), "D"),
+    )
 
 
 def _batch_dims(net: nn.Module) -> int:
@@ -138,6 +165,30 @@ def gan_losses(
         return GENERATOR_LOSSES[loss](_run(d, pack_examples(fake, pack, _batch_dims(d))))
 
     return [critic_update(i) for i in range(n_critic)] + [g_loss]
+
+
+def generator_gradient_norms(
+    model: nn.ModuleDict, z: Tensor, losses: Sequence[str] = LOSSES[:2], pack: int = 1
+) -> dict[str, Tensor]:
+    """Per generator loss, the norm of its gradient in G's weights on the noise `z`, D fixed:
+    a scalar, or one norm per member (R,) for an ensemble (z of shape (R, B, z_dim)).
+
+    The losses share one forward pass; only the factor dL/dl that multiplies each fake's
+    logit gradient differs (-sigma(l) for the minimax loss, -(1 - sigma(l)) for the
+    non-saturating one, over the batch size), so the ratio of the norms is the ratio of those
+    factors, weighted over the batch: what Goodfellow et al. (2014, section 3) argue."""
+    g, d = model["G"], model["D"]
+    params = [p for p in g.parameters() if p.requires_grad and not p.is_meta]  # not the template
+    fake_logits = _run(d, pack_examples(_run(g, z), pack, _batch_dims(d)))
+    lead = _batch_dims(g) - 1  # 1 for an ensemble's stacked (R, ...) weights, else 0
+    out = {}
+    for name in losses:
+        grads = torch.autograd.grad(
+            GENERATOR_LOSSES[name](fake_logits).sum(), params, retain_graph=True
+        )
+        squares = sum(gr.flatten(lead).pow(2).sum(-1) for gr in grads)
+        out[name] = torch.as_tensor(squares).sqrt().detach()
+    return out
 
 
 def critic_batches(
