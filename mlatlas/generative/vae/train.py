@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from mlatlas.core.data import load_digits, load_mnist
 from mlatlas.core.data.registry import REGISTRY
 from mlatlas.core.ensemble import Ensemble, make_ensemble
+from mlatlas.core.figures import image_grid
 from mlatlas.core.fitting import FitContext, FitResult
 from mlatlas.core.seeding import Replicate, fixed_generator, fixed_rng
 from mlatlas.core.train import fit
@@ -267,3 +268,24 @@ def member_rate_distortion(
         rate += gaussian_kl(mu, logvar).sum((1, 2))
         dist -= log_px.sum(1)
     return (rate / len(x)).cpu(), (dist / len(x)).cpu()
+
+
+def draw_training_and_samples(
+    ax_curve: Any,
+    ax_grid: Any,
+    res: FitResult,
+    model: nn.Module,
+    side: int,
+    generator: torch.Generator,
+    n: int = 32,
+    ylabel: str = "-ELBO on the minibatch (nats)",
+) -> None:
+    """Two panels every VAE lab draws: each member's training loss against the step (log
+    scale), and a grid of `n` prior samples E[x | z] of `model`."""
+    steps = np.arange(1, len(res.losses) + 1)
+    ax_curve.plot(steps, res.losses, lw=0.6, alpha=0.7)
+    ax_curve.set(xlabel="step", ylabel=ylabel, title="training, one curve per seed")
+    ax_curve.set_yscale("log")
+    image_grid(
+        ax_grid, model.sample(n, generator).numpy(), side, 8, "prior samples, seed 0 (E[x|z])"
+    )

@@ -8,13 +8,17 @@ import torch
 from torch import Tensor, nn
 
 from mlatlas.core import Lab, lab, new_figure, per_scale
-from mlatlas.core.figures import image_grid
 from mlatlas.generative.vae.estimators import (
     reparameterization_surrogate,
     score_function_surrogate,
 )
 from mlatlas.generative.vae.model import VAE
-from mlatlas.generative.vae.train import fit_vaes, fixed_binarization, image_intensities
+from mlatlas.generative.vae.train import (
+    draw_training_and_samples,
+    fit_vaes,
+    fixed_binarization,
+    image_intensities,
+)
 
 ESTIMATORS = ("reparameterization", "score function", "score function + baseline")
 
@@ -164,11 +168,8 @@ def gradient_variance(ctx: Lab) -> None:
         ax[0, 0].plot(range(len(ESTIMATORS)), np.log10(variances[r]), "o-", color="0.5")
     ax[0, 0].set_xticks(range(len(ESTIMATORS)), ["reparam.", "score fn", "score fn\n+ baseline"])
     ax[0, 0].set(ylabel="log10 tr Cov of the gradient", title="one line per seed")
-    steps = np.arange(1, len(res.losses) + 1)
-    ax[0, 1].plot(steps, res.losses, lw=0.6, alpha=0.7)
-    ax[0, 1].set(xlabel="step", ylabel="-ELBO (nats)", title="training, one curve per seed")
-    ax[0, 1].set_yscale("log")
-    samples = ens.member(0).sample(32, reps[0].generator("samples"))
-    image_grid(ax[0, 2], samples.numpy(), data.side, 8, "prior samples, seed 0 (E[x|z])")
+    draw_training_and_samples(
+        ax[0, 1], ax[0, 2], res, ens.member(0), data.side, reps[0].generator("samples"), 32
+    )
     ctx.figure("gradient_variance", fig, "Gradient variance per estimator; training; samples.")
     ctx.metric("train_loss_final", res.final_loss)

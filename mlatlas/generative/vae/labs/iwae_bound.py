@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from mlatlas.core import Lab, lab, new_figure, per_scale
-from mlatlas.core.figures import image_grid
 from mlatlas.generative.vae.model import VAE
 from mlatlas.generative.vae.train import (
     active_units,
+    draw_training_and_samples,
     fit_vaes,
     fixed_binarization,
     image_intensities,
@@ -136,11 +136,8 @@ def iwae_bound(ctx: Lab) -> None:
         for (name, v), c in zip(BURDA.items(), ("C1", "C2"), strict=True):
             ax[0, 0].axhline(-v, color=c, ls="--", label=f"Burda et al. 2015, {name}: -{v}")
         ax[0, 0].legend(fontsize=7)
-    steps = np.arange(1, len(res.losses) + 1)
-    ax[0, 1].plot(steps, res.losses, lw=0.6, alpha=0.7)
-    ax[0, 1].set(xlabel="step", ylabel="-ELBO on the minibatch (nats)", title="training")
-    ax[0, 1].set_yscale("log")
-    samples = ens.member(0).sample(48, reps[0].generator("samples"))
-    image_grid(ax[0, 2], samples.numpy(), data.side, 8, "prior samples, seed 0 (E[x|z])")
+    draw_training_and_samples(
+        ax[0, 1], ax[0, 2], res, ens.member(0), data.side, reps[0].generator("samples"), 48
+    )
     ctx.figure("iwae_bound", fig, "L_k against k per seed; the training curves; samples.")
     ctx.metric("train_loss_final", res.final_loss)
