@@ -294,8 +294,31 @@ def test_ddim_step_equals_diffusers_on_its_timestep_subsequence(steps, eta, clip
     t, t_prev = int(seq[i]), int(seq[i + 1]) if i + 1 < len(seq) else -1
     x, eps, z = (_randn(2, 1, 4, 4, generator=g) for _ in range(3))
     expected = ref.step(eps, t, x, eta=eta, variance_noise=z if eta > 0 else None).prev_sample
-    ours = ddim_step(s, x, eps, t, t_prev, eta, z, clip)
+    ours = ddim_step(s, x, eps, t, t_prev, eta, z, clip, rederive_eps=False)
     torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("t", [999, 500, 20])
+def test_clipped_ddim_step_is_the_ddim_step_of_the_clipped_estimate(t):
+    """With x̂_0 clipped and ε re-derived, the step's own x̂_0 (inverting eq. 12 at η = 0 for
+    the x_0 it moved to level t') is the clipped estimate, within [−1, 1]; keeping ε_θ (the
+    diffusers convention) moves to another point wherever the clip acted, and where it does not
+    act both steps are the same."""
+    s = linear_schedule()
+    g = _gen(t)
+    x, eps = 3 * _randn(2, 1, 4, 4, generator=g), _randn(2, 1, 4, 4, generator=g)
+    t_prev = t - 10
+    clipped = predict_x0(s, x, t, eps).clamp(-1, 1)
+    ab, ab_prev = float(s.alpha_bar[t]), float(s.alpha_bar[t_prev])
+    implied_eps = (x - ab**0.5 * clipped) / (1 - ab) ** 0.5
+    step = ddim_step(s, x, eps, t, t_prev, clip=1.0)
+    x0_of_step = (step - (1 - ab_prev) ** 0.5 * implied_eps) / ab_prev**0.5
+    torch.testing.assert_close(x0_of_step, clipped, rtol=1e-10, atol=1e-10)
+    kept = ddim_step(s, x, eps, t, t_prev, clip=1.0, rederive_eps=False)
+    acted = (predict_x0(s, x, t, eps).abs() > 1).float()
+    assert acted.sum() > 0
+    assert ((kept - step).abs() * acted).max() > 1e-3
+    torch.testing.assert_close(kept * (1 - acted), step * (1 - acted), rtol=1e-10, atol=1e-10)
 
 
 def _stub_model(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -127,6 +127,42 @@ def test_ensemble_keeps_tied_weights_tied():
         torch.testing.assert_close(copy(x), alone, rtol=1e-12, atol=1e-12)
 
 
+class _ConvNet(nn.Module):
+    """A convolution with GroupNorm and a second input: what the looped call exists for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(2, 4, 3, padding=1), nn.GroupNorm(2, 4)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.norm(self.conv(x)) * t[:, None, None, None]
+        return h, h.mean((1, 2, 3))
+
+
+@pytest.mark.parametrize("per_member", [False, True])
+def test_looped_call_equals_the_vmapped_call(per_member):
+    """`Ensemble.call(loop=True)` gives vmap's outputs (a tuple here) and gradients for shared
+    and per-member inputs (float64, 1e-12); a loop that fed every member member 0's weights
+    would fail: the members differ."""
+    torch.manual_seed(0)
+    ens = Ensemble([_ConvNet().double() for _ in range(3)])
+    shape = (3, 5, 2, 6, 6) if per_member else (5, 2, 6, 6)
+    x = torch.randn(shape, dtype=torch.float64)
+    t = torch.rand(shape[:-3], dtype=torch.float64)
+    grads = []
+    for loop in (False, True):
+        ens.zero_grad()
+        h, m = ens.call(lambda f, a, b: f(a, b), x, t, per_member=per_member, loop=loop)
+        ((h**2).sum() + m.sum()).backward()
+        grads.append(([p.grad.clone() for p in ens.stacked], h, m))
+    (g0, h0, m0), (g1, h1, m1) = grads
+    torch.testing.assert_close(h1, h0, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(m1, m0, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g0, g1, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(h0[0], h0[1])
+
+
 def test_a_lab_that_trained_elsewhere_than_asked_says_so():
     """`fit` records where it found the model; the runner notes a mismatch with --device."""
     from types import SimpleNamespace

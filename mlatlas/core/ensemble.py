@@ -70,14 +70,34 @@ class Ensemble(nn.Module):
         buffers = {k: getattr(self, f"_buf{i}") for i, k in enumerate(self._buffer_names)}
         return params, buffers
 
-    def call(self, fn: Callable[..., torch.Tensor], *args: torch.Tensor, per_member=False):
+    def call(
+        self,
+        fn: Callable[..., torch.Tensor],
+        *args: torch.Tensor,
+        per_member: bool = False,
+        loop: bool = False,
+    ):
         """vmap ``fn(module_call, *args)`` over members, where ``module_call(*a)`` runs one
-        member; for forward passes that need more than ``base(x)``."""
+        member; for forward passes that need more than ``base(x)``.
+
+        ``loop=True`` runs the members one after another on slices of the stacked weights
+        and stacks the outputs: the same values and gradients, and faster for convolutions
+        on a CPU, where vmap turns R convolutions into one grouped convolution (several times
+        slower for a small U-Net than R plain ones)."""
         params, buffers = self._state()
 
         def one(p, b, *a):
             return fn(lambda *xs, **kw: functional_call(self.base, (p, b), xs, kw), *a)
 
+        if loop:
+            outs = []
+            for r in range(self.size):
+                a = [x[r] if per_member else x for x in args]
+                p = {k: v[r] for k, v in params.items()}
+                outs.append(one(p, {k: v[r] for k, v in buffers.items()}, *a))
+            if isinstance(outs[0], tuple):
+                return tuple(torch.stack(z) for z in zip(*outs, strict=True))
+            return torch.stack(outs)
         in_dims = (0, 0, *([0 if per_member else None] * len(args)))
         return vmap(one, in_dims=in_dims, randomness="different")(params, buffers, *args)
 

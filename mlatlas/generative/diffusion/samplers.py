@@ -124,12 +124,22 @@ def ddim_step(
     eta: float = 0.0,
     z: Tensor | None = None,
     clip: float | None = None,
+    rederive_eps: bool = True,
 ) -> Tensor:
     """One DDIM step x_t -> x_{t'} (eq. 12): the predicted x̂_0 moved to noise level t',
-    plus the part of ε_θ the noise σ z does not replace."""
-    _, ab_prev = _alpha_bars(sched, t, t_prev)
+    plus the part of ε_θ the noise σ z does not replace.
+
+    With `clip`, x̂_0 is clipped to [−clip, clip] and, by default, the noise is re-derived
+    from it, ε̂ = (x_t − sqrt(ᾱ_t) x̂_0) / sqrt(1 − ᾱ_t), so the step is the DDIM step of
+    the clipped estimate (as the DDIM sampler of Nichol & Dhariwal's guided-diffusion code
+    does). ``rederive_eps=False`` keeps ε_θ beside the clipped x̂_0, as diffusers'
+    `DDIMScheduler` with ``clip_sample`` does: the two halves of the update then disagree
+    about x_0 wherever the clip acted, an error that a deterministic chain carries on."""
+    ab, ab_prev = _alpha_bars(sched, t, t_prev)
     sigma = ddim_sigma(sched, t, t_prev, eta)
     x0 = _x0_hat(sched, x_t, eps, t, clip)
+    if clip is not None and rederive_eps:
+        eps = (x_t - ab**0.5 * x0) / (1 - ab) ** 0.5
     x = ab_prev**0.5 * x0 + max(1 - ab_prev - sigma**2, 0.0) ** 0.5 * eps
     if sigma > 0:
         if z is None:
