@@ -715,3 +715,60 @@ def test_training_draws_come_from_the_fits_generator():
     a, b = _train_2d(20), _train_2d(20)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_near_noise_share_check_passes_for_the_schedules_and_fails_swapped():
+    """The noise_schedules lab's check: linear spends 29.8% of its steps at log SNR < −5,
+    cosine 5.3% (from the formulas), so linear / cosine >= 4 holds; swapped, it fails."""
+    from mlatlas.core.claims import check_passes
+    from mlatlas.generative.diffusion.schedules import near_noise_share
+
+    lin, cos = near_noise_share(linear_schedule()), near_noise_share(cosine_schedule())
+    assert lin == pytest.approx(0.298) and cos == pytest.approx(0.053)
+    assert check_passes(lin / cos, ">=", 4.0)
+    assert not check_passes(cos / lin, ">=", 4.0)
+
+
+def test_mixture_score_is_the_gradient_of_the_mixtures_log_density():
+    """`mixture_score` = autograd of log Σ_k w_k N(x; μ_k, var I) at random points (float64,
+    1e-10); with the weights swapped it is not; `mode_share` counts nearest means."""
+    from mlatlas.generative.diffusion.score import mixture_score, mode_share
+
+    g = _gen(4)
+    means = torch.tensor([[-5.0, -5.0], [5.0, 5.0], [0.0, 3.0]], dtype=torch.float64)
+    w = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64)
+    x = (3 * torch.randn(50, 2, generator=g, dtype=torch.float64)).requires_grad_()
+    comp = torch.distributions.MultivariateNormal(means, 1.7 * torch.eye(2, dtype=torch.float64))
+    logp = torch.logsumexp(w.log() + comp.log_prob(x[:, None, :]), dim=1)
+    (grad,) = torch.autograd.grad(logp.sum(), x)
+    torch.testing.assert_close(
+        mixture_score(x.detach(), means, w, 1.7), grad, rtol=1e-10, atol=1e-10
+    )
+    assert not torch.allclose(mixture_score(x.detach(), means, w.flip(0), 1.7), grad)
+    pts = torch.tensor([[-4.0, -6.0], [4.0, 6.0], [6.0, 4.0], [0.0, 2.5]], dtype=torch.float64)
+    assert mode_share(pts, means, 0) == 0.25 and mode_share(pts, means, 1) == 0.5
+
+
+def test_langevin_weight_check_passes_for_plain_chains_and_fails_for_annealed_ones():
+    """The score_langevin lab's check, with exact scores: plain Langevin at σ_L from a uniform
+    start misses the small mode's weight of 0.2 by >= 0.1; annealed Langevin over the same
+    levels (exact smoothed scores) does not, so fed its error the check fails."""
+    from mlatlas.core.claims import check_passes
+    from mlatlas.generative.diffusion.score import mixture_score, mode_share
+
+    means = torch.tensor([[-5.0, -5.0], [5.0, 5.0]], dtype=torch.float64)
+    w = torch.tensor([0.2, 0.8], dtype=torch.float64)
+    sigmas = geometric_sigmas(10.0, 0.1, 10)
+    start = (torch.rand(2000, 2, generator=_gen(1), dtype=torch.float64) * 2 - 1) * 8
+    plain = langevin(lambda u: mixture_score(u, means, w, 1 + 0.01), start, 0.01, 1000, _gen(2))
+
+    def exact(u, i):
+        return mixture_score(u, means, w, 1 + float(sigmas[int(i[0])]) ** 2)
+
+    annealed = annealed_langevin(exact, start, sigmas, _gen(3), eps=0.01, n_steps=100)
+    plain_err, annealed_err = (
+        abs(mode_share(plain, means) - 0.2),
+        abs(mode_share(annealed, means) - 0.2),
+    )
+    assert check_passes(plain_err, ">=", 0.1)
+    assert not check_passes(annealed_err, ">=", 0.1)

@@ -110,3 +110,10 @@ def linear_schedule(T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -
 
 def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
     return make_schedule(cosine_betas(T, s, max_beta))
+
+
+def near_noise_share(sched: Schedule, log_snr: float = -5.0) -> float:
+    """The share of the schedule's steps with log SNR(t) below `log_snr`: steps where x_t
+    keeps less than sqrt(ᾱ_t) ≈ exp(log_snr / 2) of the data's amplitude (0.08 at −5), and
+    which a sampler spends on what is almost pure noise (Nichol & Dhariwal 2021, Sec. 3.2)."""
+    return float((sched.snr().log() < log_snr).double().mean())

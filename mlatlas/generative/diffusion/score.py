@@ -108,3 +108,18 @@ def annealed_langevin(
 def score_from_eps(sched: Schedule, eps: Tensor, t: Tensor | int) -> Tensor:
     """The score of q(x_t) that an ε-network implies: −ε_θ / sqrt(1 − ᾱ_t)."""
     return -eps / (1 - sched.at(sched.alpha_bar, t, eps)).sqrt()
+
+
+def mixture_score(x: Tensor, means: Tensor, weights: Tensor, var: float | Tensor) -> Tensor:
+    """∇_x log Σ_k w_k N(x; μ_k, var·I), in closed form: Σ_k r_k(x) (μ_k − x) / var with
+    responsibilities r_k = softmax_k(log w_k − ||x − μ_k||² / 2 var). The mixture smoothed by
+    noise of level σ (what a score network at level σ estimates) has var = s² + σ² for
+    components of variance s²."""
+    d2 = (x[:, None, :] - means[None]).pow(2).sum(-1)  # (B, K)
+    r = torch.softmax(weights.log()[None] - d2 / (2 * var), dim=1)
+    return (r[:, :, None] * (means[None] - x[:, None, :])).sum(1) / var
+
+
+def mode_share(x: Tensor, means: Tensor, k: int = 0) -> float:
+    """The share of samples whose nearest mean is means[k]."""
+    return float(((x[:, None, :] - means[None]).pow(2).sum(-1).argmin(1) == k).double().mean())
